@@ -1,0 +1,226 @@
+// Package ststest runs an in-process STS and IAM endpoint for tests.
+//
+// Every request's SigV4 signature is verified with aws-sdk-go-v2's own
+// signer, an implementation independent of this project's, against a table
+// of access keys the server owns. It implements GetCallerIdentity,
+// GetSessionToken, AssumeRole, GetFederationToken and IAM CreateAccessKey,
+// DeleteAccessKey and ListAccessKeys, checks parameters against STS's
+// documented limits, answers with AWS-shaped XML and error codes, and the
+// temporary credentials it issues work against itself.
+package ststest
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+)
+
+// Account is the AWS account ID of everything the server owns.
+const Account = "123456789012"
+
+// Kinds of access key.
+const (
+	kindUser       = "user"
+	kindSession    = "session"    // from GetSessionToken
+	kindRole       = "role"       // from AssumeRole
+	kindFederation = "federation" // from GetFederationToken
+)
+
+type accessKey struct {
+	id, secret string
+	kind       string
+	user       string // owning IAM user (for every kind)
+	arn        string // the caller's ARN as GetCallerIdentity reports it
+	userID     string
+	token      string
+	expires    time.Time
+	mfa        bool // session credentials obtained with MFA
+	created    time.Time
+	active     bool
+}
+
+// Role is an IAM role that AssumeRole accepts.
+type Role struct {
+	ARN                string
+	MaxSessionDuration time.Duration // default one hour
+	ExternalID         string        // required when set
+}
+
+// Fault makes the server answer the next Count requests with an error.
+type Fault struct {
+	Code    string // e.g. Throttling, InternalFailure
+	Message string
+	Status  int // e.g. 400, 500, 503
+	Count   int
+}
+
+// Call records one request the server accepted as authentic.
+type Call struct {
+	Service, Action, AccessKeyID string
+	Params                       map[string][]string
+}
+
+// Server is an STS and IAM endpoint for tests.
+type Server struct {
+	URL string
+
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	keys    map[string]*accessKey
+	roles   map[string]Role
+	mfa     map[string]string // serial -> the valid token code
+	faults  []Fault
+	calls   []Call
+	now     func() time.Time
+	region  string
+	refused int
+}
+
+// New starts a server on 127.0.0.1. Close it when done.
+func New() *Server {
+	s := &Server{
+		keys:  map[string]*accessKey{},
+		roles: map[string]Role{},
+		mfa:   map[string]string{},
+		now:   time.Now,
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// SetClock replaces the server's clock, for expiry and skew tests.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// RequireRegion makes the server refuse signatures scoped to another region.
+func (s *Server) RequireRegion(region string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.region = region
+}
+
+// AddUser creates an IAM user with one long-term access key and returns it.
+func (s *Server) AddUser(name string) (accessKeyID, secretAccessKey string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.newLongTermKeyLocked(name)
+	return k.id, k.secret
+}
+
+// AddUserKey registers a long-term key with a chosen ID and secret.
+func (s *Server) AddUserKey(name, accessKeyID, secretAccessKey string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[accessKeyID] = &accessKey{
+		id: accessKeyID, secret: secretAccessKey, kind: kindUser, user: name,
+		arn: userARN(name), userID: "AIDA" + randomID(17), created: s.now(), active: true,
+	}
+}
+
+// AddRole makes a role assumable.
+func (s *Server) AddRole(r Role) {
+	if r.MaxSessionDuration == 0 {
+		r.MaxSessionDuration = time.Hour
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roles[r.ARN] = r
+}
+
+// AddMFADevice registers an MFA device whose only valid code is code.
+func (s *Server) AddMFADevice(serial, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mfa[serial] = code
+}
+
+// InjectFault queues a fault for the next requests.
+func (s *Server) InjectFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, f)
+}
+
+// Calls returns the authentic requests served so far.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// Refused counts requests refused for authentication.
+func (s *Server) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
+}
+
+// AccessKeyIDs lists the active long-term keys of a user.
+func (s *Server) AccessKeyIDs(user string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, k := range s.keys {
+		if k.kind == kindUser && k.user == user {
+			ids = append(ids, k.id)
+		}
+	}
+	return ids
+}
+
+func (s *Server) newLongTermKeyLocked(user string) *accessKey {
+	k := &accessKey{
+		id: "AKIA" + randomID(16), secret: randomSecret(), kind: kindUser, user: user,
+		arn: userARN(user), userID: "AIDA" + randomID(17), created: s.now(), active: true,
+	}
+	s.keys[k.id] = k
+	return k
+}
+
+func (s *Server) newTemporaryKeyLocked(parent *accessKey, kind, arn, userID string, d time.Duration) *accessKey {
+	k := &accessKey{
+		id: "ASIA" + randomID(16), secret: randomSecret(), kind: kind, user: parent.user,
+		arn: arn, userID: userID, token: randomToken(), expires: s.now().Add(d).UTC().Truncate(time.Second),
+		created: s.now(), active: true,
+	}
+	s.keys[k.id] = k
+	return k
+}
+
+func userARN(name string) string { return fmt.Sprintf("arn:aws:iam::%s:user/%s", Account, name) }
+
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		v, _ := rand.Int(rand.Reader, big.NewInt(int64(len(idAlphabet))))
+		b[i] = idAlphabet[v.Int64()]
+	}
+	return string(b)
+}
+
+func randomSecret() string {
+	b := make([]byte, 30)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b) // 40 characters
+}
+
+func randomToken() string {
+	b := make([]byte, 96)
+	_, _ = rand.Read(b)
+	return "IQoJb3JpZ2luX2VjE" + base64.StdEncoding.EncodeToString(b)
+}
