@@ -62,8 +62,10 @@ func TestProvidersMintWorkingCredentials(t *testing.T) {
 	signer := sigv4.NewSigner()
 	client := newClient(t, srv, key, signer)
 	tests := []struct {
-		name       string
-		provider   interface{ Mint(context.Context) (stscreds.Credentials, error) }
+		name     string
+		provider interface {
+			Mint(context.Context) (stscreds.Credentials, error)
+		}
 		wantARN    string
 		wantLife   time.Duration
 		wantAction string
