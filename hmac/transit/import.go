@@ -1,0 +1,123 @@
+package transit
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	"github.com/tink-crypto/tink-go/v2/kwp/subtle"
+)
+
+// Import creates the transit key cfg.Name of type hmac holding
+// K = "AWS4"+secret, wrapped for transit's BYOK import, not exportable and
+// without plaintext backup, and returns it. It fails if the key exists: new
+// secrets for an existing key go through ImportVersion.
+func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, error) {
+	if accessKeyID == "" || secret == "" {
+		return nil, errors.New("transit: access key ID and secret are required")
+	}
+	if cfg.Name == "" {
+		return nil, errors.New("transit: no key name")
+	}
+	client, err := cfg.client()
+	if err != nil {
+		return nil, err
+	}
+	k := &Key{accessKeyID: accessKeyID, client: client, mount: cfg.mount(), name: cfg.Name, pinned: cfg.Version}
+	existing, err := client.Logical().ReadWithContext(ctx, k.mount+"/keys/"+k.name)
+	if err != nil {
+		return nil, k.storeError("read key", err)
+	}
+	if existing != nil {
+		return nil, fmt.Errorf("transit: key %q already exists on mount %q; import a new version instead", k.name, k.mount)
+	}
+	if err := k.importK(ctx, "/import", secret, map[string]any{
+		"type":                   "hmac",
+		"exportable":             false,
+		"allow_plaintext_backup": false,
+		"allow_rotation":         false,
+		"derived":                false,
+	}); err != nil {
+		return nil, err
+	}
+	if err := k.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// ImportVersion adds secret as the key's next version and switches to it
+// (unless a version is pinned). The key's identity changes with it.
+func (k *Key) ImportVersion(ctx context.Context, secret string) error {
+	if secret == "" {
+		return errors.New("transit: secret is required")
+	}
+	if err := k.importK(ctx, "/import_version", secret, map[string]any{}); err != nil {
+		return err
+	}
+	return k.Refresh(ctx)
+}
+
+// importK wraps K with a fresh AES-256 key (AES-KWP) and that key with the
+// mount's RSA wrapping key (OAEP-SHA256), as transit's BYOK import expects.
+func (k *Key) importK(ctx context.Context, suffix, secret string, params map[string]any) error {
+	pub, err := k.wrappingKey(ctx)
+	if err != nil {
+		return err
+	}
+	key := []byte("AWS4" + secret)
+	defer clear(key)
+	ephemeral := make([]byte, 32)
+	defer clear(ephemeral)
+	if _, err := rand.Read(ephemeral); err != nil {
+		return err
+	}
+	kwp, err := subtle.NewKWP(ephemeral)
+	if err != nil {
+		return fmt.Errorf("transit: %w", err)
+	}
+	wrappedK, err := kwp.Wrap(key)
+	if err != nil {
+		return fmt.Errorf("transit: wrap: %w", err)
+	}
+	wrappedEphemeral, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, ephemeral, nil)
+	if err != nil {
+		return fmt.Errorf("transit: wrap: %w", err)
+	}
+	params["ciphertext"] = base64.StdEncoding.EncodeToString(append(wrappedEphemeral, wrappedK...))
+	params["hash_function"] = "SHA256"
+	if _, err := k.client.Logical().WriteWithContext(ctx, k.mount+"/keys/"+k.name+suffix, params); err != nil {
+		return k.storeError("import", err)
+	}
+	return nil
+}
+
+func (k *Key) wrappingKey(ctx context.Context) (*rsa.PublicKey, error) {
+	s, err := k.client.Logical().ReadWithContext(ctx, k.mount+"/wrapping_key")
+	if err != nil {
+		return nil, k.storeError("read wrapping key", err)
+	}
+	if s == nil || s.Data == nil {
+		return nil, fmt.Errorf("transit: mount %q has no wrapping key", k.mount)
+	}
+	pemKey, _ := s.Data["public_key"].(string)
+	block, _ := pem.Decode([]byte(pemKey))
+	if block == nil {
+		return nil, errors.New("transit: wrapping key is not PEM")
+	}
+	parsed, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("transit: wrapping key: %w", err)
+	}
+	pub, ok := parsed.(*rsa.PublicKey)
+	if !ok {
+		return nil, errors.New("transit: wrapping key is not RSA")
+	}
+	return pub, nil
+}

@@ -1,0 +1,232 @@
+// Package transit keeps an AWS secret in a Vault transit key of type hmac,
+// imported once by BYOK (never exportable, no plaintext backup), and asks
+// transit for HMAC-SHA256 with it.
+//
+// Lock the key down with a policy that grants only update on
+// <mount>/hmac/<name> and denies <mount>/keys/<name>/config,
+// <mount>/export/* and <mount>/backup/*: whoever can write the key's config
+// can make it exportable.
+package transit
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Config locates a transit key and the Vault that holds it.
+type Config struct {
+	Address   string // Vault address; empty: VAULT_ADDR or the API default
+	Token     string
+	Namespace string
+	CACert    string // PEM file of the CA that signed Vault's certificate
+	Mount     string // default "transit"
+	Name      string // the transit key's name
+	// Version pins a key version; 0 uses the latest.
+	Version int
+	// Client, when set, is used instead of Address, Token, Namespace and CACert.
+	Client *api.Client
+}
+
+func (c *Config) mount() string {
+	if c.Mount == "" {
+		return "transit"
+	}
+	return strings.Trim(c.Mount, "/")
+}
+
+func (c *Config) client() (*api.Client, error) {
+	if c.Client != nil {
+		return c.Client, nil
+	}
+	cfg := api.DefaultConfig()
+	if cfg.Error != nil {
+		return nil, cfg.Error
+	}
+	if c.Address != "" {
+		cfg.Address = c.Address
+	}
+	if c.CACert != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: c.CACert}); err != nil {
+			return nil, fmt.Errorf("transit: TLS: %w", err)
+		}
+	}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("transit: %w", err)
+	}
+	client.SetToken(c.Token)
+	if c.Namespace != "" {
+		client.SetNamespace(c.Namespace)
+	}
+	return client, nil
+}
+
+// Key is an AWS access key whose secret is a transit hmac key.
+type Key struct {
+	accessKeyID string
+	client      *api.Client
+	mount, name string
+	pinned      int
+
+	mu      sync.RWMutex
+	version int // the version HMACs use: pinned, or the latest when opened
+}
+
+// Open returns the key an earlier Import (or transit's own import endpoint)
+// created. It checks that the key exists and is of type hmac.
+func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
+	if accessKeyID == "" {
+		return nil, errors.New("transit: no access key ID")
+	}
+	if cfg.Name == "" {
+		return nil, errors.New("transit: no key name")
+	}
+	client, err := cfg.client()
+	if err != nil {
+		return nil, err
+	}
+	k := &Key{accessKeyID: accessKeyID, client: client, mount: cfg.mount(), name: cfg.Name, pinned: cfg.Version}
+	if err := k.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Refresh rereads the key's latest version, so that a version imported since
+// Open gets a new identity (and fresh derived keys).
+func (k *Key) Refresh(ctx context.Context) error {
+	info, err := k.read(ctx)
+	if err != nil {
+		return err
+	}
+	if info.typ != "hmac" {
+		return fmt.Errorf("transit: key %q is of type %q, not hmac: it would HMAC with a random key, not the AWS secret", k.name, info.typ)
+	}
+	if info.exportable || info.plaintextBackup {
+		return fmt.Errorf("transit: key %q is exportable or allows plaintext backup; refusing to use it", k.name)
+	}
+	v := info.latest
+	if k.pinned > 0 {
+		if k.pinned > info.latest {
+			return fmt.Errorf("transit: key %q has no version %d (latest is %d)", k.name, k.pinned, info.latest)
+		}
+		v = k.pinned
+	}
+	k.mu.Lock()
+	k.version = v
+	k.mu.Unlock()
+	return nil
+}
+
+type keyInfo struct {
+	typ                         string
+	latest                      int
+	exportable, plaintextBackup bool
+}
+
+func (k *Key) read(ctx context.Context) (keyInfo, error) {
+	s, err := k.client.Logical().ReadWithContext(ctx, k.mount+"/keys/"+k.name)
+	if err != nil {
+		return keyInfo{}, k.storeError("read key", err)
+	}
+	if s == nil || s.Data == nil {
+		return keyInfo{}, fmt.Errorf("transit: key %q not found on mount %q", k.name, k.mount)
+	}
+	var info keyInfo
+	info.typ, _ = s.Data["type"].(string)
+	info.exportable, _ = s.Data["exportable"].(bool)
+	info.plaintextBackup, _ = s.Data["allow_plaintext_backup"].(bool)
+	info.latest, err = intValue(s.Data["latest_version"])
+	if err != nil {
+		return keyInfo{}, fmt.Errorf("transit: key %q: latest_version: %w", k.name, err)
+	}
+	return info, nil
+}
+
+// AccessKeyID returns the AWS access key ID.
+func (k *Key) AccessKeyID() string { return k.accessKeyID }
+
+// Version is the key version HMACs use.
+func (k *Key) Version() int {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.version
+}
+
+// KeyIdentity names the Vault, mount, key and version; see hmac.Identified.
+func (k *Key) KeyIdentity() string {
+	return "transit:" + k.client.Address() + "/" + k.client.Namespace() + "/" + k.mount + "/" + k.name + ":v" + strconv.Itoa(k.Version())
+}
+
+// HMAC asks transit for HMAC-SHA256 of msg with the key's version.
+func (k *Key) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
+	version := k.Version()
+	s, err := k.client.Logical().WriteWithContext(ctx, k.mount+"/hmac/"+k.name+"/sha2-256", map[string]any{
+		"input":       base64.StdEncoding.EncodeToString(msg),
+		"key_version": version,
+	})
+	if err != nil {
+		return nil, k.storeError("hmac", err)
+	}
+	if s == nil || s.Data == nil {
+		return nil, fmt.Errorf("transit: key %q: empty hmac response", k.name)
+	}
+	out, _ := s.Data["hmac"].(string)
+	return parseHMAC(out, version)
+}
+
+// parseHMAC decodes transit's "vault:vN:<base64>" and checks N.
+func parseHMAC(s string, wantVersion int) ([]byte, error) {
+	rest, ok := strings.CutPrefix(s, "vault:v")
+	if !ok {
+		return nil, errors.New("transit: hmac response is not of the form vault:vN:...")
+	}
+	vs, b64, ok := strings.Cut(rest, ":")
+	if !ok {
+		return nil, errors.New("transit: hmac response is not of the form vault:vN:...")
+	}
+	v, err := strconv.Atoi(vs)
+	if err != nil || v < 1 {
+		return nil, fmt.Errorf("transit: hmac response names version %q", vs)
+	}
+	if wantVersion > 0 && v != wantVersion {
+		return nil, fmt.Errorf("transit: hmac computed with version %d, want %d", v, wantVersion)
+	}
+	mac, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(mac) != 32 {
+		return nil, errors.New("transit: hmac response is not a base64 SHA-256 HMAC")
+	}
+	return mac, nil
+}
+
+// storeError reports a transit failure without anything from the request.
+func (k *Key) storeError(op string, err error) error {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return fmt.Errorf("transit: %s on key %q at %s: HTTP %d: %s", op, k.name, k.client.Address(), re.StatusCode, strings.Join(re.Errors, "; "))
+	}
+	return fmt.Errorf("transit: %s on key %q at %s: %w", op, k.name, k.client.Address(), err)
+}
+
+// Close releases nothing: the API client holds only idle connections.
+func (k *Key) Close() error { return nil }
+
+func intValue(v any) (int, error) {
+	switch n := v.(type) {
+	case float64:
+		return int(n), nil
+	case int:
+		return n, nil
+	case interface{ Int64() (int64, error) }:
+		i, err := n.Int64()
+		return int(i), err
+	}
+	return 0, fmt.Errorf("unexpected %T", v)
+}

@@ -1,0 +1,56 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// SWTPM is swtpm in socket mode, reached over TCP.
+type SWTPM struct {
+	Addr     string // data port, for raw TPM commands
+	CtrlAddr string
+	StateDir string
+	Process  *Process
+
+	t        testing.TB
+	bin      string
+	dir      string
+	port     int
+	ctrlPort int
+}
+
+// StartSWTPM starts a fresh software TPM (Debian package swtpm).
+func StartSWTPM(t testing.TB) *SWTPM {
+	t.Helper()
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		unavailable(t, "swtpm (Debian package swtpm)", "deps")
+	}
+	dir := TempDir(t, "swtpm-")
+	s := &SWTPM{t: t, bin: bin, dir: dir, StateDir: filepath.Join(dir, "state"), port: FreePort(t), ctrlPort: FreePort(t)}
+	s.Addr = "127.0.0.1:" + strconv.Itoa(s.port)
+	s.CtrlAddr = "127.0.0.1:" + strconv.Itoa(s.ctrlPort)
+	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	return s
+}
+
+// Start (re)starts swtpm on the same ports and state directory.
+func (s *SWTPM) Start() {
+	s.t.Helper()
+	s.Process = StartProcess(s.t, "swtpm", filepath.Join(s.dir, "swtpm.log"), nil, s.bin, "socket", "--tpm2",
+		"--tpmstate", "dir="+s.StateDir,
+		"--server", "type=tcp,port="+strconv.Itoa(s.port)+",bindaddr=127.0.0.1",
+		"--ctrl", "type=tcp,port="+strconv.Itoa(s.ctrlPort)+",bindaddr=127.0.0.1",
+		"--flags", "not-need-init,startup-clear")
+	WaitFor(s.t, "swtpm", 30*time.Second, s.Process, func() error { return dialCheck(s.Addr) })
+}
+
+// Kill stops swtpm abruptly, as a crash would; its state stays for Start.
+func (s *SWTPM) Kill() { s.Process.Kill() }
