@@ -10,6 +10,7 @@ require (
 	github.com/aws/smithy-go v1.28.9
 	github.com/google/go-tpm v0.9.8
 	github.com/hashicorp/vault/api v1.22.0
+	github.com/miekg/pkcs11 v1.1.2
 	github.com/tink-crypto/tink-go/v2 v2.9.0
 )
 
