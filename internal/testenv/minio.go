@@ -32,9 +32,9 @@ func StartMinIO(t testing.TB) *MinIO {
 		Endpoint:     "http://127.0.0.1:" + strconv.Itoa(port),
 		Region:       "us-east-1",
 		RootUser:     "rootadmin",
-		RootPassword: "root-" + randomToken()[8:28],
+		RootPassword: "root-" + randomHex(10),
 		AccessKey:    "vaultuser",
-		SecretKey:    "user-" + randomToken()[8:36],
+		SecretKey:    "user-" + randomHex(14),
 		Bucket:       "testbucket",
 	}
 	env := []string{

@@ -47,8 +47,8 @@ func NewSoftHSM(t *testing.T, label string) *SoftHSM {
 		TokenDir: filepath.Join(dir, "tokens"),
 		Module:   module,
 		Label:    label,
-		PIN:      "pin-" + randomToken()[8:20],
-		SOPIN:    "so-" + randomToken()[8:20],
+		PIN:      "pin-" + randomHex(6),
+		SOPIN:    "so-" + randomHex(6),
 	}
 	if err := os.MkdirAll(s.TokenDir, 0o700); err != nil {
 		t.Fatal(err)

@@ -161,8 +161,10 @@ func (v *Vault) CLIEnv() []string {
 	return []string{"VAULT_ADDR=" + v.Addr, "VAULT_TOKEN=" + v.Token, "HOME=" + v.Dir}
 }
 
-func randomToken() string {
-	b := make([]byte, 16)
+func randomToken() string { return "test-" + randomHex(16) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
 	_, _ = rand.Read(b)
-	return "hvs.test" + hex.EncodeToString(b)
+	return hex.EncodeToString(b)
 }
