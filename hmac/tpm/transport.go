@@ -14,9 +14,9 @@ import (
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 )
 
-// Open connects to a TPM: a device path such as /dev/tpmrm0, or
+// Dial connects to a TPM: a device path such as /dev/tpmrm0, or
 // "tcp://host:port" for the data port of swtpm in socket mode.
-func Open(address string) (transport.TPMCloser, error) {
+func Dial(address string) (transport.TPMCloser, error) {
 	if addr, ok := strings.CutPrefix(address, "tcp://"); ok {
 		return OpenTCP(addr)
 	}
@@ -48,8 +48,34 @@ type streamTPM struct {
 
 const maxResponse = 8192
 
+// Response codes that ask the caller to send the command again.
+const (
+	rcRetry   = 0x922
+	rcYielded = 0x908
+	rcTesting = 0x90A
+)
+
 func (s *streamTPM) Send(cmd []byte) ([]byte, error) {
-	_ = s.conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	delay := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		rsp, err := s.roundTrip(cmd)
+		if err != nil {
+			return nil, err
+		}
+		switch binary.BigEndian.Uint32(rsp[6:10]) {
+		case rcRetry, rcYielded, rcTesting:
+			if attempt < 12 {
+				time.Sleep(delay)
+				delay = min(2*delay, 500*time.Millisecond)
+				continue
+			}
+		}
+		return rsp, nil
+	}
+}
+
+func (s *streamTPM) roundTrip(cmd []byte) ([]byte, error) {
+	_ = s.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := s.conn.Write(cmd); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,216 @@
+package tpm_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/google/go-tpm-tools/simulator"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
+)
+
+func swtpmConfig(t *testing.T) (*testenv.SWTPM, tpm.Config) {
+	t.Helper()
+	sw := testenv.StartSWTPM(t)
+	return sw, tpm.Config{Device: "tcp://" + sw.Addr, Password: "key-auth-value"}
+}
+
+func importKey(t *testing.T, cfg tpm.Config) *tpm.Key {
+	t.Helper()
+	k, err := tpm.Import(cfg, keytest.AccessKeyID, keytest.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
+}
+
+// loadedHandles counts transient objects and sessions left in the TPM.
+func loadedHandles(t *testing.T, addr string) int {
+	t.Helper()
+	conn, err := tpm.Dial("tcp://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	n := 0
+	for _, ht := range []tpm2.TPMHT{tpm2.TPMHTTransient, tpm2.TPMHTHMACSession, tpm2.TPMHTPolicySession} {
+		rsp, err := tpm2.GetCapability{Capability: tpm2.TPMCapHandles, Property: uint32(ht) << 24, PropertyCount: 64}.Execute(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles, err := rsp.CapabilityData.Data.Handles()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(handles.Handle)
+	}
+	return n
+}
+
+func TestImportOpenAndSign(t *testing.T) {
+	sw, cfg := swtpmConfig(t)
+	k := importKey(t, cfg)
+	keytest.CheckSuite(t, k)
+
+	ref := k.Reference()
+	if ref.Password != "" {
+		t.Fatal("the reference carries the password")
+	}
+	keytest.NoSecretIn(t, "the TPM key reference", bytes.Join([][]byte{ref.Public, ref.Private, ref.ParentName, []byte(k.KeyIdentity())}, nil))
+
+	// The TPM enforces the attributes in the public area it was created with.
+	pub, err := tpm2.Unmarshal[tpm2.TPM2BPublic](ref.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contents, err := pub.Contents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := contents.ObjectAttributes; !a.FixedTPM || !a.FixedParent || a.SensitiveDataOrigin {
+		t.Fatalf("attributes %+v: want fixedTPM and fixedParent", a)
+	}
+
+	ref.Password = cfg.Password
+	opened, err := tpm.Open(ref, keytest.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
+	keytest.CheckSuite(t, opened)
+	k.Close()
+	opened.Close()
+	if n := loadedHandles(t, sw.Addr); n != 0 {
+		t.Fatalf("%d handles left in the TPM", n)
+	}
+}
+
+func TestLongMessagesUseSequences(t *testing.T) {
+	_, cfg := swtpmConfig(t)
+	k := importKey(t, cfg)
+	soft := hmac.NewStaticKey(keytest.AccessKeyID, keytest.Secret)
+	for _, n := range []int{0, 1, 1024, 1025, 4096, 5000} {
+		msg := bytes.Repeat([]byte{'x'}, n)
+		got, err := k.HMAC(context.Background(), msg)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		want, _ := soft.HMAC(context.Background(), msg)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes: HMAC differs from software", n)
+		}
+	}
+}
+
+func TestPersistentHandle(t *testing.T) {
+	sw, cfg := swtpmConfig(t)
+	cfg.PersistentHandle = 0x81000101
+	k := importKey(t, cfg)
+	keytest.CheckSuite(t, k)
+	if ref := k.Reference(); ref.PersistentHandle != cfg.PersistentHandle {
+		t.Fatalf("reference handle 0x%x", ref.PersistentHandle)
+	}
+	opened, err := tpm.Open(tpm.Config{Device: cfg.Device, PersistentHandle: cfg.PersistentHandle, Password: cfg.Password}, keytest.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keytest.CheckSuite(t, opened)
+	opened.Close()
+	if _, err := tpm.Import(cfg, keytest.AccessKeyID, keytest.Secret); err == nil || !strings.Contains(err.Error(), "already taken") {
+		t.Fatalf("second import at the same handle: %v", err)
+	}
+	k.Close()
+	if n := loadedHandles(t, sw.Addr); n != 0 {
+		t.Fatalf("%d handles left in the TPM", n)
+	}
+}
+
+func TestClearErrors(t *testing.T) {
+	_, cfg := swtpmConfig(t)
+	k := importKey(t, cfg)
+	wrongPassword := k.Reference()
+	wrongPassword.Password = "not-the-auth-value"
+	wrongParent := k.Reference()
+	wrongParent.Password = cfg.Password
+	wrongParent.ParentName = []byte("some other parent")
+	tests := []struct {
+		name    string
+		cfg     tpm.Config
+		wantErr string
+	}{
+		{"other parent", wrongParent, "parent key's name differs"},
+		{"no blobs", tpm.Config{Device: cfg.Device}, "public and private blobs"},
+		{"TPM down", tpm.Config{Device: "tcp://127.0.0.1:1", Public: []byte{1}, Private: []byte{1}}, "connect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tpm.Open(tt.cfg, keytest.AccessKeyID)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "not-the-auth-value") || strings.Contains(err.Error(), cfg.Password) {
+				t.Fatal("password in error")
+			}
+		})
+	}
+}
+
+func TestWrongPassword(t *testing.T) {
+	_, cfg := swtpmConfig(t)
+	ref := importKey(t, cfg).Reference()
+	ref.Password = "not-the-auth-value"
+	k, err := tpm.Open(ref, keytest.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	_, err = k.HMAC(context.Background(), []byte(keytest.Date))
+	if err == nil || !strings.Contains(err.Error(), "TPM_RC_AUTH_FAIL") || strings.Contains(err.Error(), "not-the-auth-value") {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+func TestConcurrentHMACs(t *testing.T) {
+	sw, cfg := swtpmConfig(t)
+	k := importKey(t, cfg)
+	keytest.Hammer(t, k, 32, 500)
+	k.Close()
+	if n := loadedHandles(t, sw.Addr); n != 0 {
+		t.Fatalf("%d handles left in the TPM", n)
+	}
+}
+
+func TestRecoversAfterTPMRestart(t *testing.T) {
+	sw, cfg := swtpmConfig(t)
+	k := importKey(t, cfg)
+	keytest.CheckSuite(t, k)
+	sw.Kill()
+	_, err := k.HMAC(context.Background(), []byte(keytest.Date))
+	if err == nil || !strings.Contains(err.Error(), "tpm:") {
+		t.Fatalf("HMAC with the TPM down: %v", err)
+	}
+	sw.Start()
+	keytest.CheckSuite(t, k)
+}
+
+func TestSimulator(t *testing.T) {
+	// The simulator's seed is fixed so that each connection sees the same
+	// storage root key, as a real TPM would.
+	open := func() (transport.TPMCloser, error) {
+		sim, err := simulator.GetWithFixedSeedInsecure(1234)
+		if err != nil {
+			return nil, err
+		}
+		return transport.FromReadWriteCloser(sim), nil
+	}
+	k := importKey(t, tpm.Config{Open: open})
+	keytest.CheckSuite(t, k)
+}
