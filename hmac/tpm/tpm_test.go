@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-tpm-tools/simulator"
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-	"github.com/google/go-tpm-tools/simulator"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
