@@ -30,8 +30,8 @@ test: deps tools check
 	source scripts/env.sh && $(GO) test -race -count=1 -timeout 45m ./...
 
 ## bench: signer and key-store benchmarks beside their references
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sigv4/...
+bench: deps tools
+	source scripts/env.sh && $(GO) test -run '^$$' -bench . -benchmem ./sigv4/... ./hmac/
 
 ## deps: Debian packages the tests need (idempotent)
 deps:

@@ -23,7 +23,7 @@ func (s *SoftHSM) Env() []string { return []string{"SOFTHSM2_CONF=" + s.ConfPath
 
 // NewSoftHSM initialises a fresh token labelled label. It sets SOFTHSM2_CONF
 // for the test process too, since the PKCS#11 library reads it at load.
-func NewSoftHSM(t *testing.T, label string) *SoftHSM {
+func NewSoftHSM(t testing.TB, label string) *SoftHSM {
 	t.Helper()
 	util, err := exec.LookPath("softhsm2-util")
 	if err != nil {
