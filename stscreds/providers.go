@@ -45,7 +45,8 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-func wrapError(op string, err error) error {
+// WrapError turns an STS or IAM client error into an *Error.
+func WrapError(op string, err error) error {
 	e := &Error{Operation: op, Err: err}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
@@ -144,7 +145,7 @@ func (p *SessionTokenProvider) Mint(ctx context.Context) (Credentials, error) {
 		TokenCode:       optional(p.options.TokenCode),
 	})
 	if err != nil {
-		return Credentials{}, wrapError("GetSessionToken", err)
+		return Credentials{}, WrapError("GetSessionToken", err)
 	}
 	return fromSTS(out.Credentials, "GetSessionToken", "")
 }
@@ -203,7 +204,7 @@ func (p *AssumeRoleProvider) Mint(ctx context.Context) (Credentials, error) {
 	}
 	out, err := p.client.AssumeRole(ctx, in)
 	if err != nil {
-		return Credentials{}, wrapError("AssumeRole", err)
+		return Credentials{}, WrapError("AssumeRole", err)
 	}
 	var arn string
 	if out.AssumedRoleUser != nil && out.AssumedRoleUser.Arn != nil {
@@ -253,7 +254,7 @@ func (p *FederationTokenProvider) Mint(ctx context.Context) (Credentials, error)
 		Tags:            stsTags(o.Tags),
 	})
 	if err != nil {
-		return Credentials{}, wrapError("GetFederationToken", err)
+		return Credentials{}, WrapError("GetFederationToken", err)
 	}
 	var arn string
 	if out.FederatedUser != nil && out.FederatedUser.Arn != nil {
