@@ -22,7 +22,7 @@ import (
 )
 
 var (
-	accessKeyRe = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	accessKeyRe = regexp.MustCompile(`^[A-Za-z0-9_+=,.@-]{3,128}$`)
 	regionRe    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
 	hexRe       = regexp.MustCompile(`^([0-9a-fA-F]{2})*$`)
 )
@@ -177,7 +177,7 @@ func validateConfig(cfg *pluginConfig) string {
 	case cfg.AccessKey == "":
 		return "access_key is required"
 	case !accessKeyRe.MatchString(cfg.AccessKey):
-		return "access_key must be 16 to 128 upper-case letters and digits, like AKIAIOSFODNN7EXAMPLE"
+		return "access_key must be 3 to 128 letters, digits or _+=,.@- (an access key ID like AKIAIOSFODNN7EXAMPLE)"
 	case !slices.Contains(keyStores, cfg.KeyStore):
 		return fmt.Sprintf("key_store must be one of %s", strings.Join(keyStores, ", "))
 	case !regionRe.MatchString(cfg.Region):

@@ -34,7 +34,7 @@ var (
 	roleARNRe   = regexp.MustCompile(`^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
 	policyARNRe = regexp.MustCompile(`^arn:aws[\w-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}$`)
 	tagRe       = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
-	externalRe  = regexp.MustCompile(`^[\w+=,.@:/-]{2,1224}$`)
+	externalRe  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	sourceIDRe  = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 	mfaSerialRe = regexp.MustCompile(`^[\w+=/:,.@-]{9,256}$`)
 	serviceRe   = regexp.MustCompile(`^[a-z0-9*][a-z0-9.*-]{0,62}$`)
@@ -320,7 +320,7 @@ func validateRole(r *roleEntry) string {
 			return fmt.Sprintf("transitive_tag_keys: %q is not one of session_tags", k)
 		}
 	}
-	if r.ExternalID != "" && !externalRe.MatchString(r.ExternalID) {
+	if r.ExternalID != "" && (len(r.ExternalID) < 2 || len(r.ExternalID) > 1224 || !externalRe.MatchString(r.ExternalID)) {
 		return "external_id must be 2 to 1224 characters of letters, digits and +=,.@:/-_"
 	}
 	if r.SourceIdentity != "" && (!sourceIDRe.MatchString(r.SourceIdentity) || strings.HasPrefix(strings.ToLower(r.SourceIdentity), "aws:")) {
