@@ -85,7 +85,7 @@ func pathConfig(b *backend) *framework.Path {
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "configure"}, Responses: noContent},
 			logical.ReadOperation: &framework.PathOperation{Callback: b.pathConfigRead, Summary: "Read the configuration, without write-only fields.",
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
-				Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK"}}}},
+				Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK"}}}},
 			logical.DeleteOperation: &framework.PathOperation{Callback: b.pathConfigDelete, Summary: "Delete the configuration. The key stays in its store.",
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"}, Responses: noContent},
 		},

@@ -73,7 +73,9 @@ func secretCreds(b *backend) *framework.Secret {
 		},
 		// STS credentials cannot be revoked before they expire; revoking the
 		// lease only forgets it.
-		Revoke: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) { return nil, nil },
+		Revoke: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+			return nil, nil
+		},
 		Renew: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 			return logical.ErrorResponse("STS credentials cannot be renewed; read creds again for new ones"), nil
 		},
