@@ -2,6 +2,7 @@ package awshmac
 
 import (
 	"context"
+	"errors"
 	"encoding/base64"
 	"net/http"
 	"os"
@@ -98,7 +99,10 @@ func storageKeys(t *testing.T, s logical.Storage) []string {
 
 // errText is a failed response's message, whether a plain 400 or one
 // with its own status code.
-func errText(resp *logical.Response) string {
+func errText(resp *logical.Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
 	if resp == nil {
 		return ""
 	}
@@ -112,8 +116,12 @@ func errText(resp *logical.Response) string {
 }
 
 // status is a failed response's HTTP status.
-func status(resp *logical.Response) int {
-	if resp == nil {
+func status(resp *logical.Response, err error) int {
+	var coded logical.HTTPCodedError
+	if errors.As(err, &coded) {
+		return coded.Code()
+	}
+	if err != nil || resp == nil {
 		return 0
 	}
 	if code, ok := resp.Data[logical.HTTPStatusCode].(int); ok {
@@ -440,7 +448,7 @@ func TestCredsBadInput(t *testing.T) {
 		t.Run(tt.path, func(t *testing.T) {
 			before := len(storageKeys(t, e.storage))
 			resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: tt.path, Data: tt.data, Storage: e.storage})
-			if err != nil || status(resp) != http.StatusBadRequest || !strings.Contains(errText(resp), tt.wantField) {
+			if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), tt.wantField) {
 				t.Fatalf("got %v %v, want a 400 naming %s", err, resp, tt.wantField)
 			}
 			if after := len(storageKeys(t, e.storage)); after != before {
@@ -459,7 +467,7 @@ func TestKeyStoreOutageIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, err := e.request(t, logical.ReadOperation, "creds/session", nil)
-	if err != nil || status(resp) != http.StatusServiceUnavailable || !strings.Contains(errText(resp), "tink") {
+	if status(resp, err) != http.StatusServiceUnavailable || !strings.Contains(errText(resp, err), "tink") {
 		t.Fatalf("got %v %v, want 503 naming the tink store", err, resp)
 	}
 	if err := os.Rename(e.kekPath+".away", e.kekPath); err != nil {
@@ -494,7 +502,7 @@ func TestSignScopeAndOutput(t *testing.T) {
 	for _, tt := range forbiddenCases {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := e.request(t, logical.UpdateOperation, tt.path, tt.data)
-			if err != nil || status(resp) != http.StatusForbidden || !strings.Contains(errText(resp), tt.wantField) {
+			if status(resp, err) != http.StatusForbidden || !strings.Contains(errText(resp, err), tt.wantField) {
 				t.Fatalf("got %v %v, want 403 naming %s", err, resp, tt.wantField)
 			}
 		})

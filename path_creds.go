@@ -214,7 +214,7 @@ func keyStoreResponse(req *logical.Request, err error) (*logical.Response, error
 	}
 	var kse *keyStoreError
 	if errors.As(err, &kse) {
-		return logical.RespondWithStatusCode(logical.ErrorResponse("%s", kse.Error()), req, http.StatusServiceUnavailable)
+		return nil, logical.CodedError(http.StatusServiceUnavailable, kse.Error())
 	}
 	return nil, err
 }
@@ -230,11 +230,11 @@ func stsErrorResponse(req *logical.Request, err error) (*logical.Response, error
 	if errors.As(err, &stsErr) && stsErr.Code != "" {
 		msg := fmt.Sprintf("STS %s refused: %s: %s", stsErr.Operation, stsErr.Code, stsErr.Message)
 		if stsErr.StatusCode >= 500 {
-			return logical.RespondWithStatusCode(logical.ErrorResponse("%s", msg), req, http.StatusBadGateway)
+			return nil, logical.CodedError(http.StatusBadGateway, msg)
 		}
 		return logical.ErrorResponse("%s", msg), nil
 	}
-	return logical.RespondWithStatusCode(logical.ErrorResponse("STS could not be reached: %s", err), req, http.StatusBadGateway)
+	return nil, logical.CodedError(http.StatusBadGateway, "STS could not be reached: "+err.Error())
 }
 
 const pathCredsHelpSyn = `Mint STS credentials for a role, with a Vault lease.`

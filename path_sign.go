@@ -87,8 +87,9 @@ func matchScope(allowed []string, value string) bool {
 	return false
 }
 
-func forbidden(req *logical.Request, format string, args ...any) (*logical.Response, error) {
-	return logical.RespondWithStatusCode(logical.ErrorResponse(format, args...), req, http.StatusForbidden)
+// forbidden refuses a request outside the role's scope with a 403 and the reason.
+func forbidden(_ *logical.Request, format string, args ...any) (*logical.Response, error) {
+	return nil, logical.CodedError(http.StatusForbidden, fmt.Sprintf(format, args...))
 }
 
 func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
