@@ -2,8 +2,8 @@ package awshmac
 
 import (
 	"context"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
