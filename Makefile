@@ -7,7 +7,7 @@ CACHE   ?= $(CURDIR)/.cache
 BIN     := $(CURDIR)/bin
 PLUGIN  := vault-plugin-aws-hmac
 
-.PHONY: all build test check unit bench deps tools vault minio clean
+.PHONY: all build test check unit bench demo deps tools clean
 
 all: build
 
@@ -32,6 +32,10 @@ test: deps tools check
 ## bench: signer and key-store benchmarks beside their references
 bench: deps tools
 	source scripts/env.sh && $(GO) test -run '^$$' -bench . -benchmem ./sigv4/... ./hmac/
+
+## demo: dev Vault + plugin + transit key store + MinIO (or real AWS with AWS_ACCESS_KEY_ID set)
+demo: deps tools
+	scripts/demo.sh
 
 ## deps: Debian packages the tests need (idempotent)
 deps:
