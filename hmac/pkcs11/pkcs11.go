@@ -136,11 +136,10 @@ func (k *Key) findSlot() error {
 	}
 }
 
-// connectLocked opens the logged-in session and finds the key.
-func (k *Key) connectLocked() error {
-	if k.closed {
-		return errKeyClosed
-	}
+// loginLocked opens the read-write session that stays logged in for the
+// life of the Key. A token another Key of this process already logged into
+// answers CKR_USER_ALREADY_LOGGED_IN, which is success.
+func (k *Key) loginLocked() error {
 	s, err := k.lib.ctx.OpenSession(k.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		return k.storeError("open session", err)
@@ -153,7 +152,18 @@ func (k *Key) connectLocked() error {
 		return k.storeError("login", err)
 	}
 	k.login, k.loggedIn = s, true
-	h, id, err := k.findKey(s)
+	return nil
+}
+
+// connectLocked opens the logged-in session and finds the key.
+func (k *Key) connectLocked() error {
+	if k.closed {
+		return errKeyClosed
+	}
+	if err := k.loginLocked(); err != nil {
+		return err
+	}
+	h, id, err := k.findKey(k.login)
 	if err != nil {
 		return err
 	}
@@ -436,18 +446,10 @@ func Import(cfg Config, accessKeyID, secret string) (*Key, error) {
 func (k *Key) create(secret string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	s, err := k.lib.ctx.OpenSession(k.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-	if err != nil {
-		return k.storeError("open session", err)
+	if err := k.loginLocked(); err != nil {
+		return err
 	}
-	if err := k.lib.ctx.Login(s, pkcs11.CKU_USER, k.cfg.PIN); err != nil && !isCode(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
-		_ = k.lib.ctx.CloseSession(s)
-		if isCode(err, pkcs11.CKR_PIN_INCORRECT) {
-			return fmt.Errorf("pkcs11: login to token %q: wrong PIN", k.cfg.TokenLabel)
-		}
-		return k.storeError("login", err)
-	}
-	k.login, k.loggedIn = s, true
+	s := k.login
 	// Refuse to shadow: any key with this label, or this id, is a conflict.
 	for _, probe := range []Config{{KeyLabel: k.cfg.KeyLabel}, {KeyID: k.cfg.KeyID}} {
 		if probe.KeyLabel == "" && len(probe.KeyID) == 0 {

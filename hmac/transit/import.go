@@ -19,18 +19,14 @@ import (
 // without plaintext backup, and returns it. It fails if the key exists: new
 // secrets for an existing key go through ImportVersion.
 func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, error) {
-	if accessKeyID == "" || secret == "" {
-		return nil, errors.New("transit: access key ID and secret are required")
+	if secret == "" {
+		return nil, errors.New("transit: no secret")
 	}
-	if cfg.Name == "" {
-		return nil, errors.New("transit: no key name")
-	}
-	client, err := cfg.client()
+	k, err := newKey(cfg, accessKeyID)
 	if err != nil {
 		return nil, err
 	}
-	k := &Key{accessKeyID: accessKeyID, client: client, mount: cfg.mount(), name: cfg.Name, pinned: cfg.Version}
-	existing, err := client.Logical().ReadWithContext(ctx, k.mount+"/keys/"+k.name)
+	existing, err := k.client.Logical().ReadWithContext(ctx, k.mount+"/keys/"+k.name)
 	if err != nil {
 		return nil, k.storeError("read key", err)
 	}

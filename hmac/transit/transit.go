@@ -82,6 +82,17 @@ type Key struct {
 // Open returns the key an earlier Import (or transit's own import endpoint)
 // created. It checks that the key exists and is of type hmac.
 func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
+	k, err := newKey(cfg, accessKeyID)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func newKey(cfg Config, accessKeyID string) (*Key, error) {
 	if accessKeyID == "" {
 		return nil, errors.New("transit: no access key ID")
 	}
@@ -92,11 +103,7 @@ func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &Key{accessKeyID: accessKeyID, client: client, mount: cfg.mount(), name: cfg.Name, pinned: cfg.Version}
-	if err := k.Refresh(ctx); err != nil {
-		return nil, err
-	}
-	return k, nil
+	return &Key{accessKeyID: accessKeyID, client: client, mount: cfg.mount(), name: cfg.Name, pinned: cfg.Version}, nil
 }
 
 // Refresh rereads the key's latest version, so that a version imported since
