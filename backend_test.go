@@ -34,6 +34,9 @@ func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	config := logical.TestBackendConfig()
 	config.StorageView = &logical.InmemStorage{}
+	if sys, ok := config.System.(*logical.StaticSystemView); ok {
+		sys.PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.21.0"}
+	}
 	b, err := Factory(context.Background(), config)
 	if err != nil {
 		t.Fatal(err)

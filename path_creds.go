@@ -26,11 +26,12 @@ var (
 )
 
 func pathCreds(b *backend, prefix string) *framework.Path {
+	suffix := map[string]string{"creds": "credentials", "sts": "sts-credentials"}[prefix]
 	return &framework.Path{
 		Pattern: prefix + "/" + framework.GenericNameRegex("name"),
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
-			OperationSuffix: map[string]string{"creds": "credentials", "sts": "sts-credentials"}[prefix],
+			OperationSuffix: suffix,
 		},
 		Fields: map[string]*framework.FieldSchema{
 			"name":              {Type: framework.TypeLowerCaseString, Description: "Name of the role.", Required: true},
@@ -43,7 +44,7 @@ func pathCreds(b *backend, prefix string) *framework.Path {
 			logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsRead, Summary: "Mint STS credentials for a role.",
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "generate"}, Responses: credsResponses},
 			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathCredsRead, Summary: "Mint STS credentials for a role, with options.",
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "generate", OperationSuffix: "with-parameters"}, Responses: credsResponses},
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "generate", OperationSuffix: suffix + "-with-parameters"}, Responses: credsResponses},
 		},
 		HelpSynopsis:    pathCredsHelpSyn,
 		HelpDescription: pathCredsHelpDesc,
