@@ -181,6 +181,7 @@ func TestConfigBadInput(t *testing.T) {
 		{"tpm handle not hex", with(base, "key_store", "tpm", "tpm_persistent_handle", "zz"), "tpm_persistent_handle"},
 		{"tpm handle range", with(base, "key_store", "tpm", "tpm_persistent_handle", "0x01000000"), "tpm_persistent_handle"},
 		{"tpm parent range", with(base, "key_store", "tpm", "tpm_parent_handle", "0x40000001"), "tpm_parent_handle"},
+		{"tpm pcr out of range", with(base, "key_store", "tpm", "tpm_pcrs", "24"), "tpm_pcrs"},
 		{"tpm public not base64", with(base, "key_store", "tpm", "tpm_public", "***"), "tpm_public"},
 		{"tink without kek", with(base, "tink_kek_uri", ""), "tink_kek_uri"},
 		{"tink hcvault without token", with(base, "tink_kek_uri", "hcvault://127.0.0.1:1/transit/keys/k", "tink_vault_address", "http://127.0.0.1:1"), "tink_vault_token"},

@@ -51,6 +51,7 @@ type pluginConfig struct {
 	TPMPublic           []byte `json:"tpm_public,omitempty"`
 	TPMPrivate          []byte `json:"tpm_private,omitempty"`
 	TPMParentName       []byte `json:"tpm_parent_name,omitempty"`
+	TPMPCRs             []uint `json:"tpm_pcrs,omitempty"`
 	TPMPassword         string `json:"tpm_password,omitempty"` // write-only
 
 	TinkKEKURI       string `json:"tink_kek_uri,omitempty"`

@@ -51,7 +51,7 @@ func (c *pluginConfig) pkcs11Config() (pkcs11.Config, error) {
 func (c *pluginConfig) tpmConfig() tpm.Config {
 	return tpm.Config{
 		Device: c.TPMDevice, Parent: c.TPMParentHandle, Password: c.TPMPassword, PersistentHandle: c.TPMPersistentHandle,
-		Public: c.TPMPublic, Private: c.TPMPrivate, ParentName: c.TPMParentName,
+		Public: c.TPMPublic, Private: c.TPMPrivate, ParentName: c.TPMParentName, PCRs: c.TPMPCRs,
 	}
 }
 

@@ -64,6 +64,7 @@ func pathConfig(b *backend) *framework.Path {
 			"tpm_persistent_handle": {Type: framework.TypeString, Description: "Keep the key at this persistent handle (hex) instead of as blobs in Vault storage."},
 			"tpm_public":            {Type: framework.TypeString, Description: "Public blob of an existing key, base64 (as returned on read)."},
 			"tpm_private":           {Type: framework.TypeString, Description: "Private blob of an existing key, base64; wrapped by the TPM and useless elsewhere."},
+			"tpm_pcrs":              {Type: framework.TypeCommaIntSlice, Description: "SHA-256 PCRs to seal the key to on import (e.g. 7): it then works only while they hold their current values."},
 			"tpm_password":          {Type: framework.TypeString, Description: "Authorisation value of the key. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 
 			"tink_kek_uri":       {Type: framework.TypeString, Description: "URI of the key-encryption key: hcvault://HOST:PORT/MOUNT/keys/NAME, gcp-kms://..., aws-kms://..., or insecure-local-kek://PATH for development."},
@@ -158,6 +159,15 @@ func applyConfigFields(cfg *pluginConfig, d *framework.FieldData, create bool) s
 				return name + " must be a hex TPM handle such as 0x81000001"
 			}
 			*dst = uint32(n)
+		}
+	}
+	if v, ok := d.GetOk("tpm_pcrs"); ok {
+		cfg.TPMPCRs = nil
+		for _, pcr := range v.([]int) {
+			if pcr < 0 || pcr > 23 {
+				return "tpm_pcrs must be PCR numbers from 0 to 23"
+			}
+			cfg.TPMPCRs = append(cfg.TPMPCRs, uint(pcr))
 		}
 	}
 	for name, dst := range map[string]*[]byte{"tpm_public": &cfg.TPMPublic, "tpm_private": &cfg.TPMPrivate} {
@@ -384,6 +394,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		data["tpm_persistent_handle"] = handleString(cfg.TPMPersistentHandle)
 		data["tpm_public"] = base64.StdEncoding.EncodeToString(cfg.TPMPublic)
 		data["tpm_private"] = base64.StdEncoding.EncodeToString(cfg.TPMPrivate)
+		data["tpm_pcrs"] = cfg.TPMPCRs
 	case storeTink:
 		data["tink_kek_uri"] = cfg.TinkKEKURI
 		data["tink_keyset"] = cfg.TinkKeyset

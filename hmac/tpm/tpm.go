@@ -35,6 +35,9 @@ type Config struct {
 	// ParentName pins the parent's name from Import; a TPM that presents a
 	// different parent is refused.
 	ParentName []byte
+	// PCRs, when set, seal the key to these SHA-256 PCRs: it works only while
+	// they hold the values they had at import (and with Password, if set).
+	PCRs []uint
 	// Open opens the transport; nil uses Open(Device). Tests pass the simulator.
 	Open func() (transport.TPMCloser, error)
 }
@@ -55,16 +58,18 @@ func (c *Config) open() (transport.TPMCloser, error) {
 	return Dial(c.Device)
 }
 
-func hmacTemplate() tpm2.TPMTPublic {
+func hmacTemplate(policy []byte) tpm2.TPMTPublic {
 	return tpm2.TPMTPublic{
 		Type:    tpm2.TPMAlgKeyedHash,
 		NameAlg: tpm2.TPMAlgSHA256,
 		ObjectAttributes: tpm2.TPMAObject{
-			FixedTPM:     true,
-			FixedParent:  true,
-			UserWithAuth: true,
+			FixedTPM:    true,
+			FixedParent: true,
+			// With a PCR policy the password alone must not be enough.
+			UserWithAuth: len(policy) == 0,
 			SignEncrypt:  true,
 		},
+		AuthPolicy: tpm2.TPM2BDigest{Buffer: policy},
 		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgKeyedHash, &tpm2.TPMSKeyedHashParms{
 			Scheme: tpm2.TPMTKeyedHashScheme{
 				Scheme:  tpm2.TPMAlgHMAC,
@@ -127,6 +132,64 @@ func (k *Key) session(p *parent, dir int, auth []byte) tpm2.Session {
 	return tpm2.HMAC(tpm2.TPMAlgSHA256, 16, tpm2.Auth(auth), tpm2.AESEncryption(128, encrypt), tpm2.Salted(p.handle, p.public))
 }
 
+// keySession authorises use of the key: an HMAC session with its password,
+// or, for a PCR-sealed key, a policy session that checks the PCRs (and the
+// password). Either is salted and encrypts in the given direction.
+func (k *Key) keySession(p *parent, dir int) tpm2.Session {
+	auth := []byte(k.cfg.Password)
+	if len(k.cfg.PCRs) == 0 {
+		return k.session(p, dir, auth)
+	}
+	encrypt := tpm2.EncryptOut
+	if dir == encryptIn {
+		encrypt = tpm2.EncryptIn
+	}
+	return tpm2.Policy(tpm2.TPMAlgSHA256, 16, func(t transport.TPM, h tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
+		return k.applyPolicy(t, h)
+	}, tpm2.Auth(auth), tpm2.AESEncryption(128, encrypt), tpm2.Salted(p.handle, p.public))
+}
+
+// applyPolicy runs the key's policy commands in a policy session.
+func (k *Key) applyPolicy(t transport.TPM, h tpm2.TPMISHPolicy) error {
+	sel := tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{
+		Hash: tpm2.TPMAlgSHA256, PCRSelect: tpm2.PCClientCompatible.PCRs(k.cfg.PCRs...),
+	}}}
+	if _, err := (tpm2.PolicyPCR{PolicySession: h, Pcrs: sel}).Execute(t); err != nil {
+		return err
+	}
+	if k.cfg.Password != "" {
+		if _, err := (tpm2.PolicyAuthValue{PolicySession: h}).Execute(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// policyDigest computes the PCR policy in a trial session.
+func (k *Key) policyDigest() ([]byte, error) {
+	if len(k.cfg.PCRs) == 0 {
+		return nil, nil
+	}
+	for _, pcr := range k.cfg.PCRs {
+		if pcr > 23 {
+			return nil, fmt.Errorf("tpm: PCR %d out of range 0-23", pcr)
+		}
+	}
+	sess, closeSession, err := tpm2.PolicySession(k.conn, tpm2.TPMAlgSHA256, 16, tpm2.Trial())
+	if err != nil {
+		return nil, k.storeError("start trial policy", err)
+	}
+	defer closeSession()
+	if err := k.applyPolicy(k.conn, sess.Handle()); err != nil {
+		return nil, k.storeError("trial policy", err)
+	}
+	rsp, err := tpm2.PolicyGetDigest{PolicySession: sess.Handle()}.Execute(k.conn)
+	if err != nil {
+		return nil, k.storeError("policy digest", err)
+	}
+	return rsp.PolicyDigest.Buffer, nil
+}
+
 const (
 	encryptIn = iota
 	encryptOut
@@ -186,6 +249,10 @@ func (k *Key) create(value []byte) error {
 			return fmt.Errorf("tpm: persistent handle 0x%x is already taken", k.cfg.PersistentHandle)
 		}
 	}
+	policy, err := k.policyDigest()
+	if err != nil {
+		return err
+	}
 	p, err := k.loadParent()
 	if err != nil {
 		return err
@@ -197,7 +264,7 @@ func (k *Key) create(value []byte) error {
 			UserAuth: tpm2.TPM2BAuth{Buffer: []byte(k.cfg.Password)},
 			Data:     tpm2.NewTPMUSensitiveCreate(&tpm2.TPM2BSensitiveData{Buffer: value}),
 		}},
-		InPublic: tpm2.New2B(hmacTemplate()),
+		InPublic: tpm2.New2B(hmacTemplate(policy)),
 	}.Execute(k.conn, k.session(p, encryptIn, nil))
 	if err != nil {
 		return k.storeError("create key", err)
@@ -322,7 +389,7 @@ func (k *Key) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
 		var err error
 		if len(msg) <= maxBuffer {
 			var rsp *tpm2.HmacResponse
-			key := tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: k.session(p, encryptOut, []byte(k.cfg.Password))}
+			key := tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: k.keySession(p, encryptOut)}
 			rsp, err = tpm2.Hmac{Handle: key, Buffer: tpm2.TPM2BMaxBuffer{Buffer: msg}, HashAlg: tpm2.TPMAlgSHA256}.Execute(k.conn)
 			if err == nil {
 				mac = rsp.OutHMAC.Buffer
@@ -352,7 +419,7 @@ func (k *Key) sequence(h tpm2.NamedHandle, p *parent, msg []byte) ([]byte, error
 	}
 	seqAuth := []byte(hex.EncodeToString(random[:]))
 	// HMAC_Start's first parameter is the sequence's auth value: encrypt it on the way in.
-	key := tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: k.session(p, encryptIn, []byte(k.cfg.Password))}
+	key := tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: k.keySession(p, encryptIn)}
 	start, err := tpm2.HmacStart{Handle: key, Auth: tpm2.TPM2BAuth{Buffer: seqAuth}, HashAlg: tpm2.TPMAlgNull}.Execute(k.conn)
 	if err != nil {
 		return nil, err

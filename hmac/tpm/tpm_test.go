@@ -214,3 +214,45 @@ func TestSimulator(t *testing.T) {
 	k := importKey(t, tpm.Config{Open: open})
 	keytest.CheckSuite(t, k)
 }
+
+// A key sealed to a PCR works while the PCR holds its value at import, and
+// not after the PCR changes; resetting it brings the key back.
+func TestPCRPolicy(t *testing.T) {
+	sw, cfg := swtpmConfig(t)
+	cfg.PCRs = []uint{16} // the debug PCR, resettable
+	k := importKey(t, cfg)
+	keytest.CheckSuite(t, k)
+	pub, _ := tpm2.Unmarshal[tpm2.TPM2BPublic](k.Reference().Public)
+	contents, _ := pub.Contents()
+	if contents.ObjectAttributes.UserWithAuth || len(contents.AuthPolicy.Buffer) == 0 {
+		t.Fatal("a PCR-sealed key can be used with its password alone")
+	}
+
+	conn, err := tpm.Dial("tcp://" + sw.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcr := tpm2.AuthHandle{Handle: tpm2.TPMHandle(16), Auth: tpm2.PasswordAuth(nil)}
+	if _, err := (tpm2.PCRExtend{PCRHandle: pcr, Digests: tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{
+		HashAlg: tpm2.TPMAlgSHA256, Digest: bytes.Repeat([]byte{1}, 32)}}}}).Execute(conn); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if _, err := k.HMAC(context.Background(), []byte(keytest.Date)); err == nil || !strings.Contains(err.Error(), "POLICY") {
+		t.Fatalf("HMAC after the PCR changed: %v", err)
+	}
+
+	conn, err = tpm.Dial("tcp://" + sw.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (tpm2.PCRReset{PCRHandle: pcr}).Execute(conn); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	keytest.CheckSuite(t, k)
+	k.Close()
+	if n := loadedHandles(t, sw.Addr); n != 0 {
+		t.Fatalf("%d handles left in the TPM", n)
+	}
+}
