@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/tink-crypto/tink-go-awskms/v3/integration/awskms"
+	"github.com/tink-crypto/tink-go-gcpkms/v2/integration/gcpkms"
 	"github.com/tink-crypto/tink-go-hcvault/v2/integration/hcvault"
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/core/registry"
@@ -41,8 +43,8 @@ type Config struct {
 	KEKURI string
 	// VaultClient reaches Vault for hcvault:// KEKs (address, token, TLS).
 	VaultClient *api.Client
-	// KMSClients reach other KMSes (tink-go-gcpkms, tink-go-awskms clients);
-	// the first that supports KEKURI is used.
+	// KMSClients, when one supports KEKURI, is used instead of the built-in
+	// clients (for example an AWS KMS client with explicit credentials).
 	KMSClients []registry.KMSClient
 	// Keyset is the encrypted keyset in Tink's JSON format: the reference to store.
 	Keyset []byte
@@ -50,9 +52,15 @@ type Config struct {
 	AssociatedData []byte
 }
 
-// kek returns the AEAD for cfg.KEKURI.
-func (c *Config) kek() (tink.AEAD, error) {
+// kek returns the AEAD for cfg.KEKURI: the caller's KMS clients first, then
+// Tink's own clients for Vault, AWS KMS and Google Cloud KMS.
+func (c *Config) kek(ctx context.Context) (tink.AEAD, error) {
 	uri := c.KEKURI
+	for _, client := range c.KMSClients {
+		if client.Supported(uri) {
+			return getAEAD(client, uri)
+		}
+	}
 	switch {
 	case uri == "":
 		return nil, errors.New("tink: no KEK URI")
@@ -66,22 +74,32 @@ func (c *Config) kek() (tink.AEAD, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tink: %w", err)
 		}
-		a, err := client.GetAEAD(uri)
+		return getAEAD(client, uri)
+	case strings.HasPrefix(uri, "aws-kms://"):
+		// AWS credentials come from the default chain of the plugin's
+		// process: environment, shared configuration, or an instance role.
+		client, err := awskms.NewClientWithOptions(ctx, uri)
 		if err != nil {
-			return nil, fmt.Errorf("tink: KEK %s: %w", uri, err)
+			return nil, fmt.Errorf("tink: AWS KMS client: %w", err)
 		}
-		return a, nil
-	}
-	for _, client := range c.KMSClients {
-		if client.Supported(uri) {
-			a, err := client.GetAEAD(uri)
-			if err != nil {
-				return nil, fmt.Errorf("tink: KEK %s: %w", uri, err)
-			}
-			return a, nil
+		return getAEAD(client, uri)
+	case strings.HasPrefix(uri, "gcp-kms://"):
+		// Google credentials come from Application Default Credentials.
+		client, err := gcpkms.NewClientWithOptions(ctx, "gcp-kms://")
+		if err != nil {
+			return nil, fmt.Errorf("tink: Google Cloud KMS client: %w", err)
 		}
+		return getAEAD(client, uri)
 	}
-	return nil, fmt.Errorf("tink: no KMS client for KEK %q (supported: hcvault://, %s, and gcp-kms:// or aws-kms:// with their Tink KMS clients)", uri, LocalKEKScheme)
+	return nil, fmt.Errorf("tink: no KMS client for KEK %q (supported: hcvault://, aws-kms://, gcp-kms://, %s)", uri, LocalKEKScheme)
+}
+
+func getAEAD(client registry.KMSClient, uri string) (tink.AEAD, error) {
+	a, err := client.GetAEAD(uri)
+	if err != nil {
+		return nil, fmt.Errorf("tink: KEK %s: %w", uri, err)
+	}
+	return a, nil
 }
 
 func localKEK(path string) (tink.AEAD, error) {
@@ -128,7 +146,7 @@ func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, 
 	if len(cfg.Keyset) > 0 {
 		return nil, errors.New("tink: the configuration already holds a keyset; import into an empty one")
 	}
-	kek, err := cfg.kek()
+	kek, err := cfg.kek(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +193,7 @@ func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
 	if len(cfg.Keyset) == 0 {
 		return nil, errors.New("tink: no keyset")
 	}
-	kek, err := cfg.kek()
+	kek, err := cfg.kek(ctx)
 	if err != nil {
 		return nil, err
 	}

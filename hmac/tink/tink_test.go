@@ -88,7 +88,8 @@ func TestClearErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"no KEK", tink.Config{Keyset: []byte("{}")}, "no KEK"},
-		{"unknown KMS", tink.Config{KEKURI: "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k", Keyset: []byte("{}")}, "no KMS client"},
+		{"unknown KMS", tink.Config{KEKURI: "azure-kv://vault/keys/k", Keyset: []byte("{}")}, "no KMS client"},
+		{"aws-kms URI that is not a key ARN", tink.Config{KEKURI: "aws-kms://not-an-arn", Keyset: []byte("{}")}, "AWS KMS"},
 		{"missing local KEK", tink.Config{KEKURI: tink.LocalKEKScheme + "/nonexistent/kek.json", Keyset: []byte("{}")}, "local KEK"},
 		{"hcvault without client", tink.Config{KEKURI: "hcvault://127.0.0.1:1/transit/keys/k", Keyset: []byte("{}")}, "needs a Vault client"},
 		{"no keyset", tink.Config{KEKURI: "hcvault://x/transit/keys/k"}, "no keyset"},
