@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tink"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/ststest"
+	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
 )
 
 const testRoleARN = "arn:aws:iam::123456789012:role/deploy"
@@ -568,5 +570,58 @@ func TestSignScopeAndOutput(t *testing.T) {
 	httpResp.Body.Close()
 	if httpResp.StatusCode != http.StatusOK {
 		t.Fatalf("peer answered %d to the presigned URL", httpResp.StatusCode)
+	}
+}
+
+// recordingKey notes every message the key store is asked to HMAC.
+type recordingKey struct {
+	storeKey
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (k *recordingKey) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
+	k.mu.Lock()
+	k.msgs = append(k.msgs, string(msg))
+	k.mu.Unlock()
+	return k.storeKey.HMAC(ctx, msg)
+}
+
+func (k *recordingKey) KeyIdentity() string { return "recording" }
+
+// The key store is asked for today's UTC date and nothing else, once per
+// region and service, however many credentials and signatures follow.
+func TestKeyStoreSeesOnlyTodaysDate(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token", "allowed_services": "sts,s3", "allowed_regions": "*", "allowed_hosts": "*"})
+	key, _, _, err := e.b.client(context.Background(), e.storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingKey{storeKey: key}
+	e.b.lock.Lock()
+	e.b.key = rec
+	e.b.signer = sigv4.NewSigner()
+	e.b.sts, err = newSTSClient(&pluginConfig{Region: "eu-west-3", STSEndpoint: e.peer.URL}, rec, e.b.signer)
+	e.b.lock.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if resp, err := e.request(t, logical.ReadOperation, "creds/session", nil); err != nil || resp.IsError() {
+			t.Fatal(err, resp)
+		}
+		e.mustWrite(t, "sign/session", map[string]any{"url": "https://bucket.s3.eu-west-3.amazonaws.com/k", "service": "s3"})
+		e.mustWrite(t, "sign/session", map[string]any{"url": "https://sts.us-west-2.amazonaws.com/", "service": "sts", "region": "us-west-2"})
+	}
+	today := time.Now().UTC().Format("20060102")
+	if len(rec.msgs) != 3 {
+		t.Fatalf("key store asked %d times for 3 scopes: %q", len(rec.msgs), rec.msgs)
+	}
+	for _, m := range rec.msgs {
+		if m != today {
+			t.Fatalf("key store asked to HMAC %q, not today's date %s", m, today)
+		}
 	}
 }
