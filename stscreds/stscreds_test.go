@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	sdkv4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -350,4 +351,40 @@ func TestHTTPSignerRefusesOtherAccessKey(t *testing.T) {
 	if err == nil || r.Header.Get("Authorization") != "" {
 		t.Fatalf("signed for another access key: %v", err)
 	}
+}
+
+func TestExpiredCredentialsAreRefused(t *testing.T) {
+	srv, key := newPeer(t)
+	creds, err := stscreds.NewSessionTokenProvider(newClient(t, srv, key, nil), func(o *stscreds.SessionTokenOptions) {
+		o.Duration = 15 * time.Minute
+	}).Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sixteen minutes on: the credentials have expired, and requests signed
+	// at that time are not refused for skew.
+	later := time.Now().Add(16 * time.Minute)
+	srv.SetClock(func() time.Time { return later })
+	client := sts.New(sts.Options{
+		Region: "eu-west-3", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken),
+		HTTPSignerV4: clockSigner{stscreds.NewHTTPSigner(hmac.NewStaticKey(creds.AccessKeyID, creds.SecretAccessKey), nil), later},
+	})
+	_, err = client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	stsErr := stscreds.WrapError("GetCallerIdentity", err).(*stscreds.Error)
+	if stsErr.Code != "ExpiredToken" {
+		t.Fatalf("expired credentials: %v", err)
+	}
+}
+
+// clockSigner signs as if at a fixed time.
+type clockSigner struct {
+	inner interface {
+		SignHTTP(context.Context, aws.Credentials, *http.Request, string, string, string, time.Time, ...func(*sdkv4.SignerOptions)) error
+	}
+	at time.Time
+}
+
+func (c clockSigner) SignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string, _ time.Time, opts ...func(*sdkv4.SignerOptions)) error {
+	return c.inner.SignHTTP(ctx, creds, r, payloadHash, service, region, c.at, opts...)
 }
