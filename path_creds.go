@@ -85,12 +85,9 @@ func secretCreds(b *backend) *framework.Secret {
 
 func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	role, err := getRole(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
+	role, resp, err := roleOrError(ctx, req.Storage, name)
 	if role == nil {
-		return logical.ErrorResponse("name: role %q does not exist", name), nil
+		return resp, err
 	}
 
 	ttl := role.DefaultSTSTTL
@@ -173,7 +170,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if left <= 0 {
 		return nil, fmt.Errorf("STS returned credentials that already expired at %s", creds.Expires.Format(time.RFC3339))
 	}
-	resp := b.Secret(secretCredsType).Response(map[string]any{
+	resp = b.Secret(secretCredsType).Response(map[string]any{
 		"access_key":     creds.AccessKeyID,
 		"secret_key":     creds.SecretAccessKey,
 		"session_token":  creds.SessionToken,

@@ -105,6 +105,19 @@ func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, e
 	return role, nil
 }
 
+// roleOrError reads a role for a path that needs one; a missing role is
+// the caller's mistake.
+func roleOrError(ctx context.Context, s logical.Storage, name string) (*roleEntry, *logical.Response, error) {
+	role, err := getRole(ctx, s, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if role == nil {
+		return nil, logical.ErrorResponse("name: role %q does not exist", name), nil
+	}
+	return role, nil, nil
+}
+
 func putRole(ctx context.Context, s logical.Storage, name string, role *roleEntry) error {
 	entry, err := logical.StorageEntryJSON(rolePrefix+name, role)
 	if err != nil {

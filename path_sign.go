@@ -94,12 +94,9 @@ func forbidden(_ *logical.Request, format string, args ...any) (*logical.Respons
 
 func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	role, err := getRole(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
+	role, resp, err := roleOrError(ctx, req.Storage, name)
 	if role == nil {
-		return logical.ErrorResponse("name: role %q does not exist", name), nil
+		return resp, err
 	}
 	cfg, err := getConfig(ctx, req.Storage)
 	if err != nil {

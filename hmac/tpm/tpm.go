@@ -208,6 +208,17 @@ func (k *Key) connect() error {
 	return nil
 }
 
+// connected runs fn holding the transport, connected for fn only.
+func (k *Key) connected(fn func() error) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.connect(); err != nil {
+		return err
+	}
+	defer k.disconnect()
+	return fn()
+}
+
 // disconnect closes the transport. Each operation connects anew: swtpm
 // serves one client at a time, the kernel's resource manager flushes a
 // closed client's handles, and a restarted TPM is simply reached again.
@@ -231,13 +242,7 @@ func Import(cfg Config, accessKeyID, secret string) (*Key, error) {
 		return nil, errors.New("tpm: secret longer than 60 characters does not fit a SHA-256 HMAC key")
 	}
 	k := &Key{accessKeyID: accessKeyID, cfg: cfg}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.connect(); err != nil {
-		return nil, err
-	}
-	defer k.disconnect()
-	if err := k.create(value); err != nil {
+	if err := k.connected(func() error { return k.create(value) }); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -303,13 +308,7 @@ func Open(cfg Config, accessKeyID string) (*Key, error) {
 		return nil, errors.New("tpm: need the key's public and private blobs or a persistent handle")
 	}
 	k := &Key{accessKeyID: accessKeyID, cfg: cfg}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.connect(); err != nil {
-		return nil, err
-	}
-	defer k.disconnect()
-	if err := k.withKey(func(tpm2.NamedHandle, *parent) error { return nil }); err != nil {
+	if err := k.connected(func() error { return k.withKey(func(tpm2.NamedHandle, *parent) error { return nil }) }); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -378,34 +377,35 @@ func (k *Key) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.connect(); err != nil {
-		return nil, err
-	}
-	defer k.disconnect()
 	var mac []byte
-	err := k.withKey(func(h tpm2.NamedHandle, p *parent) error {
-		var err error
-		if len(msg) <= maxBuffer {
-			var rsp *tpm2.HmacResponse
-			key := tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: k.keySession(p, encryptOut)}
-			rsp, err = tpm2.Hmac{Handle: key, Buffer: tpm2.TPM2BMaxBuffer{Buffer: msg}, HashAlg: tpm2.TPMAlgSHA256}.Execute(k.conn)
-			if err == nil {
-				mac = rsp.OutHMAC.Buffer
-			}
-		} else {
-			mac, err = k.sequence(h, p, msg)
-		}
-		if err != nil {
-			return k.storeError("hmac", err)
-		}
-		return nil
+	err := k.connected(func() error {
+		return k.withKey(func(h tpm2.NamedHandle, p *parent) error {
+			var err error
+			mac, err = k.compute(h, p, msg)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return mac, nil
+}
+
+// compute runs TPM2_HMAC, or a sequence for a message longer than one buffer.
+func (k *Key) compute(h tpm2.NamedHandle, p *parent, msg []byte) ([]byte, error) {
+	if len(msg) > maxBuffer {
+		mac, err := k.sequence(h, p, msg)
+		if err != nil {
+			return nil, k.storeError("hmac", err)
+		}
+		return mac, nil
+	}
+	key := tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: k.keySession(p, encryptOut)}
+	rsp, err := tpm2.Hmac{Handle: key, Buffer: tpm2.TPM2BMaxBuffer{Buffer: msg}, HashAlg: tpm2.TPMAlgSHA256}.Execute(k.conn)
+	if err != nil {
+		return nil, k.storeError("hmac", err)
+	}
+	return rsp.OutHMAC.Buffer, nil
 }
 
 // sequence HMACs a message longer than one buffer with HMAC_Start,
