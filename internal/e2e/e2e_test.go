@@ -279,6 +279,7 @@ func TestPluginEndToEnd(t *testing.T) {
 	for _, store := range []string{"transit", "pkcs11", "tpm", "tink"} {
 		t.Run(store, func(t *testing.T) { w.runStore(t, store) })
 	}
+	t.Run("reload", w.runReload)
 	w.checkNothingLeaked(t)
 }
 
@@ -362,6 +363,29 @@ func (w *world) runStore(t *testing.T, store string) {
 		}
 	}
 	w.cli(t, "write", mount+"/config", "sts_endpoint="+w.peer.URL)
+}
+
+// runReload reloads the plugin, as Vault does on upgrades: the new process
+// is initialised again and reopens the key from its stored reference.
+func (w *world) runReload(t *testing.T) {
+	w.cli(t, "plugin", "reload", "-plugin="+pluginName, "-scope=global")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s, err := w.vault.Client.Logical().Read(mount + "/creds/session")
+		if err == nil && s != nil {
+			raw, _ := json.Marshal(s.Data)
+			var c stsCreds
+			_ = json.Unmarshal(raw, &c)
+			if got := w.peerIdentity(t, c); got != "arn:aws:iam::123456789012:user/vault" {
+				t.Fatalf("after reload the credentials are %s", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("creds after plugin reload: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func errorsAs(err error, target **api.ResponseError) bool {
