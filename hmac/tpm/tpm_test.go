@@ -3,6 +3,9 @@ package tpm_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -255,4 +258,48 @@ func TestPCRPolicy(t *testing.T) {
 	if n := loadedHandles(t, sw.Addr); n != 0 {
 		t.Fatalf("%d handles left in the TPM", n)
 	}
+}
+
+// A key a user imported with tpm2-tools, under a parent they persisted,
+// opens from its blobs and parent handle alone.
+func TestOpenKeyImportedWithTPM2Tools(t *testing.T) {
+	sw, _ := swtpmConfig(t)
+	if _, err := exec.LookPath("tpm2_import"); err != nil {
+		if testenv.InCI() {
+			t.Fatal("tpm2_import (Debian package tpm2-tools) missing")
+		}
+		t.Skip("tpm2-tools missing: run `make deps`")
+	}
+	dir := t.TempDir()
+	tools := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "TPM2TOOLS_TCTI=swtpm:host=127.0.0.1,port="+strings.Split(sw.Addr, ":")[1])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", args[0], err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "k.bin"), []byte("AWS4"+keytest.Secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tools("tpm2_createprimary", "-C", "o", "-g", "sha256", "-G", "ecc", "-c", "primary.ctx")
+	tools("tpm2_evictcontrol", "-C", "o", "-c", "primary.ctx", "0x81000001")
+	tools("tpm2_import", "-C", "0x81000001", "-G", "hmac", "-i", "k.bin", "-u", "key.pub", "-r", "key.priv", "-p", "tools-pass")
+	// swtpm has no resource manager: drop what the tools left loaded.
+	tools("tpm2_flushcontext", "-t")
+	pub, err := os.ReadFile(filepath.Join(dir, "key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := os.ReadFile(filepath.Join(dir, "key.priv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := tpm.Open(tpm.Config{Device: "tcp://" + sw.Addr, Parent: 0x81000001, Password: "tools-pass", Public: pub, Private: priv}, keytest.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	keytest.CheckSuite(t, k)
 }

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,9 @@ func StartSWTPM(t testing.TB) *SWTPM {
 		unavailable(t, "swtpm (Debian package swtpm)", "deps")
 	}
 	dir := TempDir(t, "swtpm-")
-	s := &SWTPM{t: t, bin: bin, dir: dir, StateDir: filepath.Join(dir, "state"), port: FreePort(t), ctrlPort: FreePort(t)}
+	// The control port is the data port + 1, where tpm2-tools' swtpm TCTI looks for it.
+	port := freePortPair(t)
+	s := &SWTPM{t: t, bin: bin, dir: dir, StateDir: filepath.Join(dir, "state"), port: port, ctrlPort: port + 1}
 	s.Addr = "127.0.0.1:" + strconv.Itoa(s.port)
 	s.CtrlAddr = "127.0.0.1:" + strconv.Itoa(s.ctrlPort)
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
@@ -54,3 +57,20 @@ func (s *SWTPM) Start() {
 
 // Kill stops swtpm abruptly, as a crash would; its state stays for Start.
 func (s *SWTPM) Kill() { s.Process.Kill() }
+
+// freePortPair returns a port p such that p and p+1 were both free.
+func freePortPair(t testing.TB) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		p := FreePort(t)
+		if p < 65535 && dialCheck("127.0.0.1:"+strconv.Itoa(p+1)) != nil {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+			if err == nil {
+				l.Close()
+				return p
+			}
+		}
+	}
+	t.Fatal("no two consecutive free ports")
+	return 0
+}
