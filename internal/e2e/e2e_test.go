@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -368,6 +369,10 @@ func (w *world) runStore(t *testing.T, store string) {
 // runReload reloads the plugin, as Vault does on upgrades: the new process
 // is initialised again and reopens the key from its stored reference.
 func (w *world) runReload(t *testing.T) {
+	before := w.pluginPIDs()
+	if len(before) == 0 {
+		t.Fatal("no plugin process before the reload")
+	}
 	w.cli(t, "plugin", "reload", "-plugin="+pluginName, "-scope=global")
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -379,6 +384,12 @@ func (w *world) runReload(t *testing.T) {
 			if got := w.peerIdentity(t, c); got != "arn:aws:iam::123456789012:user/vault" {
 				t.Fatalf("after reload the credentials are %s", got)
 			}
+			after := w.pluginPIDs()
+			for _, pid := range after {
+				if slices.Contains(before, pid) {
+					t.Fatalf("plugin process %s survived the reload", pid)
+				}
+			}
 			return
 		}
 		if time.Now().After(deadline) {
@@ -386,6 +397,19 @@ func (w *world) runReload(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// pluginPIDs lists the running processes of the registered plugin binary.
+func (w *world) pluginPIDs() []string {
+	var pids []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.HasPrefix(cmdline, []byte(filepath.Join(w.vault.PluginDir, pluginName))) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
 }
 
 func errorsAs(err error, target **api.ResponseError) bool {
