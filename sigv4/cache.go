@@ -15,10 +15,12 @@ import (
 const maxCachedKeys = 4096
 
 // cacheKey names one derived signing key. identity carries the key's
-// identity and version, so a new secret behind the same access key ID never
-// meets a key derived from the old one.
+// identity and version (hmac.Identified), so a new secret behind the same
+// access key ID never meets a key derived from the old one; instance stands
+// in for keys without one.
 type cacheKey struct {
-	identity any
+	identity string
+	instance any
 	date     string
 	region   string
 	service  string
@@ -43,27 +45,29 @@ func newKeyCache() *keyCache {
 	return &keyCache{entries: make(map[cacheKey]*derivedKey)}
 }
 
-// identityOf returns what tells one secret from another for key: its
-// KeyIdentity when it has one, else the key value itself when comparable
-// (a pointer), else nil, meaning "do not cache".
-func identityOf(key awshmac.Key) any {
-	if id, ok := key.(awshmac.Identified); ok {
-		return "id:" + id.KeyIdentity()
+// cacheKeyFor names key's derived keys: by its KeyIdentity when it has one,
+// else by the key value itself when comparable (a pointer); ok is false for
+// a key that can be neither, whose derived keys are not cached.
+func cacheKeyFor(key awshmac.Key, date, region, service string) (ck cacheKey, ok bool) {
+	ck = cacheKey{date: date, region: region, service: service}
+	if id, isIdentified := key.(awshmac.Identified); isIdentified {
+		ck.identity = id.KeyIdentity()
+		return ck, true
 	}
 	if t := reflect.TypeOf(key); t != nil && t.Comparable() {
-		return key
+		ck.instance = key
+		return ck, true
 	}
-	return nil
+	return ck, false
 }
 
 // signingKey returns kSigning for the key, date, region and service, asking
 // the key store for kDate only when that combination is new.
 func (c *keyCache) signingKey(ctx context.Context, key awshmac.Key, date, region, service string) ([]byte, error) {
-	id := identityOf(key)
-	if id == nil {
+	ck, cacheable := cacheKeyFor(key, date, region, service)
+	if !cacheable {
 		return c.derive(ctx, key, date, region, service)
 	}
-	ck := cacheKey{identity: id, date: date, region: region, service: service}
 
 	c.mu.RLock()
 	e, ok := c.entries[ck]

@@ -43,8 +43,8 @@ type canonicalizer struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-func (c *canonicalizer) build(signingKey []byte, presign bool) []canonicalHeader {
-	req := c.req
+func (c *canonicalizer) build(signingKey []byte) []canonicalHeader {
+	req, presign := c.req, c.presign
 	headers := req.Header
 	if headers == nil {
 		headers = http.Header{}

@@ -138,5 +138,5 @@ func (s *Signer) sign(ctx context.Context, key awshmac.Key, r *http.Request, pay
 		presign:     presign,
 		opts:        opts,
 	}
-	return b.build(signingKey, presign), nil
+	return b.build(signingKey), nil
 }

@@ -62,6 +62,7 @@ type Key struct {
 	loggedIn  bool
 	handle    pkcs11.ObjectHandle
 	keyID     []byte
+	identity  string // module, token serial, label and id; set when the key is found
 	pool      chan pkcs11.SessionHandle
 	open      int // sessions in or out of the pool
 	closed    bool
@@ -167,7 +168,7 @@ func (k *Key) connectLocked() error {
 	if err != nil {
 		return err
 	}
-	k.handle, k.keyID = h, id
+	k.setKeyLocked(h, id)
 	return nil
 }
 
@@ -239,7 +240,14 @@ func (k *Key) KeyID() []byte {
 // the key under the same label and id requires deleting it first, which the
 // plugin treats as a configuration change.
 func (k *Key) KeyIdentity() string {
-	return "pkcs11:" + k.cfg.Module + ":" + k.serial + ":" + k.cfg.KeyLabel + ":" + hex.EncodeToString(k.KeyID())
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.identity
+}
+
+func (k *Key) setKeyLocked(h pkcs11.ObjectHandle, id []byte) {
+	k.handle, k.keyID = h, id
+	k.identity = "pkcs11:" + k.cfg.Module + ":" + k.serial + ":" + k.cfg.KeyLabel + ":" + hex.EncodeToString(id)
 }
 
 // HMAC computes CKM_SHA256_HMAC of msg inside the token.
@@ -490,6 +498,6 @@ func (k *Key) create(secret string) error {
 	if err != nil {
 		return k.storeError("create key", err)
 	}
-	k.handle, k.keyID = h, append([]byte(nil), k.cfg.KeyID...)
+	k.setKeyLocked(h, append([]byte(nil), k.cfg.KeyID...))
 	return nil
 }

@@ -134,7 +134,13 @@ type Key struct {
 	accessKeyID string
 	mac         tink.MAC
 	keyset      []byte
-	kekURI      string
+	identity    string
+}
+
+func newKey(accessKeyID string, mac tink.MAC, keyset []byte, kekURI string) *Key {
+	sum := sha256.Sum256(keyset)
+	return &Key{accessKeyID: accessKeyID, mac: mac, keyset: keyset,
+		identity: "tink:" + kekURI + ":" + hex.EncodeToString(sum[:16])}
 }
 
 // Import builds a raw HMAC-SHA256 keyset from K = "AWS4"+secret and
@@ -182,7 +188,7 @@ func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, 
 	if err != nil {
 		return nil, fmt.Errorf("tink: %w", err)
 	}
-	return &Key{accessKeyID: accessKeyID, mac: primitive, keyset: buf.Bytes(), kekURI: cfg.KEKURI}, nil
+	return newKey(accessKeyID, primitive, buf.Bytes(), cfg.KEKURI), nil
 }
 
 // Open decrypts the keyset with the KEK.
@@ -205,7 +211,7 @@ func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tink: %w", err)
 	}
-	return &Key{accessKeyID: accessKeyID, mac: primitive, keyset: append([]byte(nil), cfg.Keyset...), kekURI: cfg.KEKURI}, nil
+	return newKey(accessKeyID, primitive, append([]byte(nil), cfg.Keyset...), cfg.KEKURI), nil
 }
 
 // AccessKeyID returns the AWS access key ID.
@@ -215,10 +221,7 @@ func (k *Key) AccessKeyID() string { return k.accessKeyID }
 func (k *Key) Reference() []byte { return append([]byte(nil), k.keyset...) }
 
 // KeyIdentity names the keyset by a hash of its ciphertext; see hmac.Identified.
-func (k *Key) KeyIdentity() string {
-	sum := sha256.Sum256(k.keyset)
-	return "tink:" + k.kekURI + ":" + hex.EncodeToString(sum[:16])
-}
+func (k *Key) KeyIdentity() string { return k.identity }
 
 // HMAC computes HMAC-SHA256 of msg with the keyset.
 func (k *Key) HMAC(ctx context.Context, msg []byte) ([]byte, error) {

@@ -46,6 +46,7 @@ type Config struct {
 type Key struct {
 	accessKeyID string
 	cfg         Config
+	identity    string // from the public area or persistent handle; fixed once known
 
 	mu   sync.Mutex // one command sequence at a time on the transport
 	conn transport.TPMCloser
@@ -125,11 +126,16 @@ func flush(t transport.TPM, h tpm2.TPMHandle) {
 // parent, so neither K on its way in nor an HMAC on its way out crosses the
 // bus in clear.
 func (k *Key) session(p *parent, dir int, auth []byte) tpm2.Session {
-	encrypt := tpm2.EncryptOut
+	return tpm2.HMAC(tpm2.TPMAlgSHA256, 16, tpm2.Auth(auth), encryption(dir), tpm2.Salted(p.handle, p.public))
+}
+
+// encryption encrypts the first command parameter (encryptIn) or the first
+// response parameter (encryptOut) with AES-128 under the session.
+func encryption(dir int) tpm2.AuthOption {
 	if dir == encryptIn {
-		encrypt = tpm2.EncryptIn
+		return tpm2.AESEncryption(128, tpm2.EncryptIn)
 	}
-	return tpm2.HMAC(tpm2.TPMAlgSHA256, 16, tpm2.Auth(auth), tpm2.AESEncryption(128, encrypt), tpm2.Salted(p.handle, p.public))
+	return tpm2.AESEncryption(128, tpm2.EncryptOut)
 }
 
 // keySession authorises use of the key: an HMAC session with its password,
@@ -140,13 +146,9 @@ func (k *Key) keySession(p *parent, dir int) tpm2.Session {
 	if len(k.cfg.PCRs) == 0 {
 		return k.session(p, dir, auth)
 	}
-	encrypt := tpm2.EncryptOut
-	if dir == encryptIn {
-		encrypt = tpm2.EncryptIn
-	}
 	return tpm2.Policy(tpm2.TPMAlgSHA256, 16, func(t transport.TPM, h tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
 		return k.applyPolicy(t, h)
-	}, tpm2.Auth(auth), tpm2.AESEncryption(128, encrypt), tpm2.Salted(p.handle, p.public))
+	}, tpm2.Auth(auth), encryption(dir), tpm2.Salted(p.handle, p.public))
 }
 
 // applyPolicy runs the key's policy commands in a policy session.
@@ -245,6 +247,7 @@ func Import(cfg Config, accessKeyID, secret string) (*Key, error) {
 	if err := k.connected(func() error { return k.create(value) }); err != nil {
 		return nil, err
 	}
+	k.identity = identityOf(k.cfg)
 	return k, nil
 }
 
@@ -307,7 +310,7 @@ func Open(cfg Config, accessKeyID string) (*Key, error) {
 	if cfg.PersistentHandle == 0 && (len(cfg.Public) == 0 || len(cfg.Private) == 0) {
 		return nil, errors.New("tpm: need the key's public and private blobs or a persistent handle")
 	}
-	k := &Key{accessKeyID: accessKeyID, cfg: cfg}
+	k := &Key{accessKeyID: accessKeyID, cfg: cfg, identity: identityOf(cfg)}
 	if err := k.connected(func() error { return k.withKey(func(tpm2.NamedHandle, *parent) error { return nil }) }); err != nil {
 		return nil, err
 	}
@@ -364,11 +367,13 @@ func (k *Key) Reference() Config {
 }
 
 // KeyIdentity names the key by its public area; see hmac.Identified.
-func (k *Key) KeyIdentity() string {
-	if k.cfg.PersistentHandle != 0 {
-		return fmt.Sprintf("tpm:%s:persistent:0x%x:%x", k.cfg.Device, k.cfg.PersistentHandle, k.cfg.ParentName)
+func (k *Key) KeyIdentity() string { return k.identity }
+
+func identityOf(cfg Config) string {
+	if cfg.PersistentHandle != 0 {
+		return fmt.Sprintf("tpm:%s:persistent:0x%x:%x", cfg.Device, cfg.PersistentHandle, cfg.ParentName)
 	}
-	return fmt.Sprintf("tpm:%s:%x", k.cfg.Device, k.cfg.Public)
+	return fmt.Sprintf("tpm:%s:%x", cfg.Device, cfg.Public)
 }
 
 // HMAC computes HMAC-SHA256 of msg in the TPM; the result comes back
@@ -433,10 +438,9 @@ func (k *Key) sequence(h tpm2.NamedHandle, p *parent, msg []byte) ([]byte, error
 		msg = msg[maxBuffer:]
 	}
 	done, err := tpm2.SequenceComplete{
-		SequenceHandle: tpm2.AuthHandle{Handle: start.SequenceHandle, Auth: tpm2.HMAC(tpm2.TPMAlgSHA256, 16,
-			tpm2.Auth(seqAuth), tpm2.AESEncryption(128, tpm2.EncryptOut), tpm2.Salted(p.handle, p.public))},
-		Buffer:    tpm2.TPM2BMaxBuffer{Buffer: msg},
-		Hierarchy: tpm2.TPMRHNull,
+		SequenceHandle: tpm2.AuthHandle{Handle: start.SequenceHandle, Auth: k.session(p, encryptOut, seqAuth)},
+		Buffer:         tpm2.TPM2BMaxBuffer{Buffer: msg},
+		Hierarchy:      tpm2.TPMRHNull,
 	}.Execute(k.conn)
 	if err != nil {
 		flush(k.conn, start.SequenceHandle)

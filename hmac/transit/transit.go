@@ -75,8 +75,9 @@ type Key struct {
 	mount, name string
 	pinned      int
 
-	mu      sync.RWMutex
-	version int // the version HMACs use: pinned, or the latest when opened
+	mu       sync.RWMutex
+	version  int    // the version HMACs use: pinned, or the latest when opened
+	identity string // Vault, namespace, mount, key and version
 }
 
 // Open returns the key an earlier Import (or transit's own import endpoint)
@@ -126,8 +127,9 @@ func (k *Key) Refresh(ctx context.Context) error {
 		}
 		v = k.pinned
 	}
+	identity := "transit:" + k.client.Address() + "/" + k.client.Namespace() + "/" + k.mount + "/" + k.name + ":v" + strconv.Itoa(v)
 	k.mu.Lock()
-	k.version = v
+	k.version, k.identity = v, identity
 	k.mu.Unlock()
 	return nil
 }
@@ -169,7 +171,9 @@ func (k *Key) Version() int {
 
 // KeyIdentity names the Vault, mount, key and version; see hmac.Identified.
 func (k *Key) KeyIdentity() string {
-	return "transit:" + k.client.Address() + "/" + k.client.Namespace() + "/" + k.mount + "/" + k.name + ":v" + strconv.Itoa(k.Version())
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.identity
 }
 
 // HMAC asks transit for HMAC-SHA256 of msg with the key's version.

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -337,7 +338,7 @@ func (w *world) runStore(t *testing.T, store string) {
 	// Outside the role's scope: refused with the reason.
 	_, err = w.vault.Client.Logical().Write(mount+"/sign/signer", map[string]any{"url": "https://iam.amazonaws.com/", "service": "iam"})
 	var re *api.ResponseError
-	if !errorsAs(err, &re) || re.StatusCode != http.StatusForbidden || !strings.Contains(strings.Join(re.Errors, " "), "service") {
+	if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden || !strings.Contains(strings.Join(re.Errors, " "), "service") {
 		t.Fatalf("out-of-scope signing: %v", err)
 	}
 
@@ -410,14 +411,6 @@ func (w *world) pluginPIDs() []string {
 		}
 	}
 	return pids
-}
-
-func errorsAs(err error, target **api.ResponseError) bool {
-	re, ok := err.(*api.ResponseError)
-	if ok {
-		*target = re
-	}
-	return ok
 }
 
 // runAgent renders credentials with Vault Agent, in the formats apps use.

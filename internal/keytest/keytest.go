@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -89,11 +90,7 @@ func Hammer(t testing.TB, key hmac.Key, goroutines, perGoroutine int) {
 	}
 }
 
-type wrongMAC struct{}
-
-func (wrongMAC) Error() string { return "wrong HMAC under concurrency" }
-
-var errWrong error = wrongMAC{}
+var errWrong = errors.New("wrong HMAC under concurrency")
 
 // NoSecretIn fails if blob contains the secret or K, raw, hex or base64.
 func NoSecretIn(t testing.TB, what string, blob []byte) {
