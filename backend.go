@@ -8,13 +8,11 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
-	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
 )
 
 // Version is reported to Vault; set at build time with -ldflags.
@@ -22,16 +20,26 @@ var Version = "v0.1.0"
 
 const operationPrefix = "aws-hmac"
 
-// backend is the secrets engine. The opened key, its signer (with the
-// derived-key cache) and the STS client are cached behind lock and dropped
-// on every config write, on Invalidate and on cleanup.
+// backend is the secrets engine. The config and the roles are cached in
+// memory (updated by this node's writes, dropped by Invalidate for others'),
+// and the engine — opened key, signer, STS client — is built once per
+// config and swapped atomically.
 type backend struct {
 	*framework.Backend
 
-	lock   sync.RWMutex
-	key    storeKey
-	signer *sigv4.Signer
-	sts    *sts.Client
+	// configLock serialises config writes and engine builds.
+	configLock sync.Mutex
+	// cacheLock orders cache fills against writes and invalidations;
+	// generation counts those, so a fill that raced one is not kept.
+	cacheLock   sync.Mutex
+	generation  atomic.Uint64
+	configCache atomic.Pointer[configSlot]
+	current     atomic.Pointer[engine]
+
+	roles roleCache
+
+	// refreshInterval is how often a transit key's version is reread.
+	refreshInterval time.Duration
 }
 
 // Factory returns a configured backend.
@@ -44,7 +52,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend() *backend {
-	b := &backend{}
+	b := &backend{refreshInterval: defaultRefreshInterval}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -61,83 +69,58 @@ func newBackend() *backend {
 		Invalidate:     b.invalidate,
 		Clean:          b.clean,
 		InitializeFunc: b.initialize,
+		PeriodicFunc:   b.periodic,
 		RunningVersion: Version,
 	}
 	return b
 }
 
-// initialize runs on mount and on every plugin (re)load. It does nothing
-// that a second call would repeat: the key is opened lazily on first use.
-func (b *backend) initialize(context.Context, *logical.InitializationRequest) error {
+// initialize runs on mount and on every plugin (re)load: the key is opened
+// in the background, so its tokens are renewed even before the first request.
+func (b *backend) initialize(_ context.Context, req *logical.InitializationRequest) error {
+	go b.ensureEngine(req.Storage)
 	return nil
 }
 
+// periodic keeps an engine open while a config exists, for token renewal.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	b.ensureEngine(req.Storage)
+	return nil
+}
+
+func (b *backend) ensureEngine(s logical.Storage) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := b.withEngine(ctx, s, func(*engine) error { return nil })
+	if err != nil && err != errNotConfigured {
+		b.Logger().Warn("cannot open the configured key", "error", err)
+	}
+}
+
+// invalidate drops what another node changed.
 func (b *backend) invalidate(_ context.Context, key string) {
-	if key == configStoragePath {
-		b.reset()
+	switch {
+	case key == configStoragePath:
+		b.dropConfig()
+	case strings.HasPrefix(key, rolePrefix):
+		b.roles.drop(strings.TrimPrefix(key, rolePrefix))
 	}
 }
 
-func (b *backend) clean(context.Context) { b.reset() }
-
-// reset drops the cached key, client and every derived key.
-func (b *backend) reset() {
-	b.lock.Lock()
-	defer b.lock.Unlock()
-	b.resetLocked()
+func (b *backend) clean(context.Context) {
+	b.dropConfig()
 }
 
-func (b *backend) resetLocked() {
-	if b.key != nil {
-		_ = b.key.Close()
+// dropConfig forgets the cached config and retires the engine.
+func (b *backend) dropConfig() {
+	b.cacheLock.Lock()
+	b.generation.Add(1)
+	b.configCache.Store(nil)
+	old := b.current.Swap(nil)
+	b.cacheLock.Unlock()
+	if old != nil {
+		old.retire()
 	}
-	if b.signer != nil {
-		b.signer.Forget()
-	}
-	b.key, b.signer, b.sts = nil, nil, nil
-}
-
-// client returns the opened key, its signer and an STS client, opening the
-// key on first use after a (re)configuration.
-func (b *backend) client(ctx context.Context, s logical.Storage) (storeKey, *sigv4.Signer, *sts.Client, error) {
-	b.lock.RLock()
-	key, signer, client := b.key, b.signer, b.sts
-	b.lock.RUnlock()
-	if key != nil {
-		return key, signer, client, nil
-	}
-
-	b.lock.Lock()
-	defer b.lock.Unlock()
-	if b.key != nil {
-		return b.key, b.signer, b.sts, nil
-	}
-	cfg, err := getConfig(ctx, s)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if cfg == nil {
-		return nil, nil, nil, errNotConfigured
-	}
-	key, err = openKey(ctx, cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	signer = sigv4.NewSigner()
-	client, err = newSTSClient(cfg, key, signer)
-	if err != nil {
-		_ = key.Close()
-		return nil, nil, nil, err
-	}
-	b.key, b.signer, b.sts = key, signer, client
-	return key, signer, client, nil
-}
-
-func newSTSClient(cfg *pluginConfig, key storeKey, signer *sigv4.Signer) (*sts.Client, error) {
-	return stscreds.NewSTSClient(stscreds.Config{
-		Key: key, Signer: signer, Region: cfg.stsRegion(), Endpoint: cfg.STSEndpoint,
-		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries,
-	})
 }
 
 const backendHelp = `

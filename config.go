@@ -2,99 +2,254 @@ package awshmac
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
 const (
 	configStoragePath = "config"
-	rolePrefix        = "roles/"
-
-	storeTransit = "transit"
-	storePKCS11  = "pkcs11"
-	storeTPM     = "tpm"
-	storeTink    = "tink"
-
-	defaultRegion = "us-east-1"
+	defaultRegion     = "us-east-1"
+	defaultSTSTimeout = 10 * time.Second
+	maxSTSTimeout     = 5 * time.Minute
 )
 
-var keyStores = []string{storeTransit, storePKCS11, storeTPM, storeTink}
+var (
+	accessKeyRe = regexp.MustCompile(`^[A-Za-z0-9_+=,.@-]{3,128}$`)
+	regionRe    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+)
 
-// pluginConfig is what config stores. It holds the key store's reference
-// (a key name, label, blob or encrypted keyset) and the credentials to reach
-// the store — never the AWS secret, K or anything derived from them.
+// pluginConfig is what config stores: the common fields and the chosen key
+// store's, flat in one JSON object. It holds the key store's reference and
+// the credentials to reach the store — never the AWS secret, K or anything
+// derived from them.
 type pluginConfig struct {
-	AccessKey string `json:"access_key"`
-	KeyStore  string `json:"key_store"`
+	commonConfig
+	store storeParams
+}
 
-	TransitAddress    string `json:"transit_address,omitempty"`
-	TransitMount      string `json:"transit_mount,omitempty"`
-	TransitKeyName    string `json:"transit_key_name,omitempty"`
-	TransitKeyVersion int    `json:"transit_key_version,omitempty"`
-	TransitNamespace  string `json:"transit_namespace,omitempty"`
-	TransitCACert     string `json:"transit_ca_cert,omitempty"`
-	TransitToken      string `json:"transit_token,omitempty"` // write-only
+// commonConfig is every field that is not a key store's.
+type commonConfig struct {
+	AccessKey   string        `json:"access_key"`
+	KeyStore    string        `json:"key_store"`
+	Region      string        `json:"region"`
+	STSEndpoint string        `json:"sts_endpoint,omitempty"`
+	STSRegion   string        `json:"sts_region,omitempty"`
+	IAMEndpoint string        `json:"iam_endpoint,omitempty"`
+	MaxRetries  int           `json:"max_retries"`
+	STSTimeout  time.Duration `json:"sts_timeout,omitempty"`
+}
 
-	PKCS11Module      string `json:"pkcs11_module,omitempty"`
-	PKCS11TokenLabel  string `json:"pkcs11_token_label,omitempty"`
-	PKCS11TokenSerial string `json:"pkcs11_token_serial,omitempty"`
-	PKCS11KeyLabel    string `json:"pkcs11_key_label,omitempty"`
-	PKCS11KeyID       string `json:"pkcs11_key_id,omitempty"` // hex
-	PKCS11MaxSessions int    `json:"pkcs11_max_sessions,omitempty"`
-	PKCS11PIN         string `json:"pkcs11_pin,omitempty"` // write-only
+func commonFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"access_key":   {Type: framework.TypeString, Description: "AWS access key ID of the key held in the key store. Required."},
+		"key_store":    {Type: framework.TypeString, Default: "transit", AllowedValues: anySlice(storeNames()), Description: "Where the secret lives: " + strings.Join(storeNames(), ", ") + "."},
+		"region":       {Type: framework.TypeString, Default: defaultRegion, Description: "Default AWS region for signing and STS."},
+		"sts_endpoint": {Type: framework.TypeString, Description: "STS endpoint URL; default: the regional endpoint of sts_region."},
+		"sts_region":   {Type: framework.TypeString, Description: "Region STS requests are signed for; default: region."},
+		"iam_endpoint": {Type: framework.TypeString, Description: "IAM endpoint URL."},
+		"max_retries":  {Type: framework.TypeInt, Default: 0, Description: "Retries of a throttled or failed STS call; 0: the SDK default, -1: none."},
+		"sts_timeout":  {Type: framework.TypeDurationSecond, Description: "Longest wait for one STS call, retries included; past it the request answers 504. Default 10s."},
+	}
+}
 
-	TPMDevice           string `json:"tpm_device,omitempty"`
-	TPMParentHandle     uint32 `json:"tpm_parent_handle,omitempty"`
-	TPMPersistentHandle uint32 `json:"tpm_persistent_handle,omitempty"`
-	TPMPublic           []byte `json:"tpm_public,omitempty"`
-	TPMPrivate          []byte `json:"tpm_private,omitempty"`
-	TPMParentName       []byte `json:"tpm_parent_name,omitempty"`
-	TPMPCRs             []uint `json:"tpm_pcrs,omitempty"`
-	TPMPassword         string `json:"tpm_password,omitempty"` // write-only
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
 
-	TinkKEKURI       string `json:"tink_kek_uri,omitempty"`
-	TinkKeyset       string `json:"tink_keyset,omitempty"` // encrypted keyset JSON
-	TinkVaultAddress string `json:"tink_vault_address,omitempty"`
-	TinkVaultToken   string `json:"tink_vault_token,omitempty"` // write-only
+// parse copies the common fields present in d.
+func (c *commonConfig) parse(d *framework.FieldData) {
+	for name, dst := range map[string]*string{
+		"access_key": &c.AccessKey, "key_store": &c.KeyStore, "region": &c.Region,
+		"sts_endpoint": &c.STSEndpoint, "sts_region": &c.STSRegion, "iam_endpoint": &c.IAMEndpoint,
+	} {
+		if v, ok := d.GetOk(name); ok {
+			*dst = strings.TrimSpace(v.(string))
+		}
+	}
+	if v, ok := d.GetOk("max_retries"); ok {
+		c.MaxRetries = v.(int)
+	}
+	if v, ok := d.GetOk("sts_timeout"); ok {
+		c.STSTimeout = time.Duration(v.(int)) * time.Second
+	}
+}
 
-	Region      string `json:"region"`
-	STSEndpoint string `json:"sts_endpoint,omitempty"`
-	STSRegion   string `json:"sts_region,omitempty"`
-	IAMEndpoint string `json:"iam_endpoint,omitempty"`
-	MaxRetries  int    `json:"max_retries"`
+func (c *commonConfig) applyDefaults() {
+	if c.KeyStore == "" {
+		c.KeyStore = "transit"
+	}
+	if c.Region == "" {
+		c.Region = defaultRegion
+	}
+}
+
+func (c *commonConfig) validate() error {
+	switch {
+	case c.AccessKey == "":
+		return badInput("access_key is required")
+	case !accessKeyRe.MatchString(c.AccessKey):
+		return badInput("access_key must be 3 to 128 letters, digits or _+=,.@- (an access key ID like AKIAIOSFODNN7EXAMPLE)")
+	case storeKinds[c.KeyStore] == nil:
+		return badInput("key_store must be one of %s", strings.Join(storeNames(), ", "))
+	case !regionRe.MatchString(c.Region):
+		return badInput("region %q is not an AWS region name like eu-west-3", c.Region)
+	case c.STSRegion != "" && !regionRe.MatchString(c.STSRegion):
+		return badInput("sts_region %q is not an AWS region name", c.STSRegion)
+	case c.MaxRetries < -1 || c.MaxRetries > 10:
+		return badInput("max_retries must be between -1 and 10")
+	case c.STSTimeout < 0 || c.STSTimeout > maxSTSTimeout:
+		return badInput("sts_timeout must be between 1s and %s", maxSTSTimeout)
+	}
+	return validateURLs(map[string]string{"sts_endpoint": c.STSEndpoint, "iam_endpoint": c.IAMEndpoint})
+}
+
+// validateURLs checks optional endpoint fields, by name.
+func validateURLs(fields map[string]string) error {
+	for name, u := range fields {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			return badInput("%s must be an http or https URL", name)
+		}
+	}
+	return nil
+}
+
+func (c *commonConfig) data() map[string]any {
+	return map[string]any{
+		"access_key":   c.AccessKey,
+		"key_store":    c.KeyStore,
+		"region":       c.Region,
+		"sts_endpoint": c.STSEndpoint,
+		"sts_region":   c.STSRegion,
+		"iam_endpoint": c.IAMEndpoint,
+		"max_retries":  c.MaxRetries,
+		"sts_timeout":  int64(c.stsTimeout() / time.Second),
+	}
 }
 
 // stsRegion is the region STS requests are signed for.
-func (c *pluginConfig) stsRegion() string {
+func (c *commonConfig) stsRegion() string {
 	if c.STSRegion != "" {
 		return c.STSRegion
 	}
 	return c.Region
 }
 
-func getConfig(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
+func (c *commonConfig) stsTimeout() time.Duration {
+	if c.STSTimeout == 0 {
+		return defaultSTSTimeout
+	}
+	return c.STSTimeout
+}
+
+// MarshalJSON writes the common and the store's fields as one flat object,
+// as config has always been stored.
+func (c *pluginConfig) MarshalJSON() ([]byte, error) {
+	var out map[string]any
+	if err := roundTrip(c.commonConfig, &out); err != nil {
+		return nil, err
+	}
+	if c.store != nil {
+		var fields map[string]any
+		if err := roundTrip(c.store, &fields); err != nil {
+			return nil, err
+		}
+		maps.Copy(out, fields)
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads the common fields, then the named store's.
+func (c *pluginConfig) UnmarshalJSON(data []byte) error {
+	if err := json.Unmarshal(data, &c.commonConfig); err != nil {
+		return err
+	}
+	kind := storeKinds[c.KeyStore]
+	if kind == nil {
+		return fmt.Errorf("config names an unknown key store %q", c.KeyStore)
+	}
+	c.store = kind.newParams()
+	return json.Unmarshal(data, c.store)
+}
+
+func roundTrip(in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// clone is a deep copy, so a write can change it and fail without harm.
+func (c *pluginConfig) clone() (*pluginConfig, error) {
+	out := new(pluginConfig)
+	if err := roundTrip(c, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// config returns the config, from memory once read; nil when there is none.
+func (b *backend) config(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
+	if slot := b.configCache.Load(); slot != nil {
+		return slot.cfg, nil
+	}
+	gen := b.generation.Load()
 	entry, err := s.Get(ctx, configStoragePath)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	if entry == nil {
-		return nil, nil
+	var cfg *pluginConfig
+	if entry != nil {
+		cfg = new(pluginConfig)
+		if err := entry.DecodeJSON(cfg); err != nil {
+			return nil, fmt.Errorf("decode config: %w", err)
+		}
 	}
-	cfg := new(pluginConfig)
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decode config: %w", err)
+	// Keep it only if no write or invalidation came in meanwhile.
+	b.cacheLock.Lock()
+	if b.generation.Load() == gen {
+		b.configCache.Store(&configSlot{cfg: cfg})
 	}
+	b.cacheLock.Unlock()
 	return cfg, nil
 }
 
-func putConfig(ctx context.Context, s logical.Storage, cfg *pluginConfig) error {
-	entry, err := logical.StorageEntryJSON(configStoragePath, cfg)
+// configSlot wraps the cached config so that "no config" can be cached too.
+type configSlot struct{ cfg *pluginConfig }
+
+// putConfig stores cfg and caches it; nil deletes the config.
+func (b *backend) putConfig(ctx context.Context, s logical.Storage, cfg *pluginConfig) error {
+	var err error
+	if cfg == nil {
+		err = s.Delete(ctx, configStoragePath)
+	} else {
+		var entry *logical.StorageEntry
+		if entry, err = logical.StorageEntryJSON(configStoragePath, cfg); err == nil {
+			err = s.Put(ctx, entry)
+		}
+	}
+	b.cacheLock.Lock()
+	defer b.cacheLock.Unlock()
+	b.generation.Add(1)
 	if err != nil {
+		b.configCache.Store(nil) // unknown: read it again
 		return err
 	}
-	return s.Put(ctx, entry)
+	b.configCache.Store(&configSlot{cfg: cfg})
+	return nil
 }
-
-var errNotConfigured = errors.New("the engine has no config: write aws-hmac/config first")

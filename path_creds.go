@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -41,10 +40,18 @@ func pathCreds(b *backend, prefix string) *framework.Path {
 			"mfa_code":          {Type: framework.TypeString, Description: "Current code of the role's MFA device, when it has one."},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsRead, Summary: "Mint STS credentials for a role.",
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "generate"}, Responses: credsResponses},
-			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathCredsRead, Summary: "Mint STS credentials for a role, with options.",
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "generate", OperationSuffix: suffix + "-with-parameters"}, Responses: credsResponses},
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathCredsRead,
+				Summary:      "Mint STS credentials for a role.",
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "generate"},
+				Responses:    credsResponses,
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:     b.pathCredsRead,
+				Summary:      "Mint STS credentials for a role, with options.",
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "generate", OperationSuffix: suffix + "-with-parameters"},
+				Responses:    credsResponses,
+			},
 		},
 		HelpSynopsis:    pathCredsHelpSyn,
 		HelpDescription: pathCredsHelpDesc,
@@ -85,59 +92,96 @@ func secretCreds(b *backend) *framework.Secret {
 
 func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	role, resp, err := roleOrError(ctx, req.Storage, name)
-	if role == nil {
-		return resp, err
+	role, err := b.existingRole(ctx, req.Storage, name)
+	if err != nil {
+		return b.respond(nil, err)
 	}
+	in, err := parseCredsRequest(role, name, req.DisplayName, d)
+	if err != nil {
+		return b.respond(nil, err)
+	}
+	var creds stscreds.Credentials
+	err = b.withEngine(ctx, req.Storage, func(e *engine) error {
+		creds, err = e.mint(ctx, role, in)
+		return err
+	})
+	if err != nil {
+		return b.respond(nil, err)
+	}
+	return b.respond(b.credsResponse(name, creds))
+}
 
-	ttl := role.DefaultSTSTTL
+// credsRequest is what a caller asked of creds/, checked against the role.
+type credsRequest struct {
+	ttl         time.Duration
+	mfaCode     string
+	roleARN     string
+	sessionName string
+}
+
+func parseCredsRequest(role *roleEntry, name, displayName string, d *framework.FieldData) (credsRequest, error) {
+	in := credsRequest{ttl: role.DefaultSTSTTL}
 	if v, ok := d.GetOk("ttl"); ok {
-		ttl = time.Duration(v.(int)) * time.Second
+		in.ttl = time.Duration(v.(int)) * time.Second
 	}
 	limits := stsTTLLimits[role.CredentialType]
-	if ttl < limits.min || ttl > role.MaxSTSTTL {
-		return logical.ErrorResponse("ttl must be between %s and the role's max_sts_ttl %s", limits.min, role.MaxSTSTTL), nil
+	if in.ttl < limits.min || in.ttl > role.MaxSTSTTL {
+		return in, badInput("ttl must be between %s and the role's max_sts_ttl %s", limits.min, role.MaxSTSTTL)
 	}
-
-	mfaCode := strings.TrimSpace(d.Get("mfa_code").(string))
+	in.mfaCode = strings.TrimSpace(d.Get("mfa_code").(string))
 	switch {
-	case role.MFASerialNumber != "" && mfaCode == "":
-		return logical.ErrorResponse("mfa_code is required: the role uses MFA device %s", role.MFASerialNumber), nil
-	case role.MFASerialNumber == "" && mfaCode != "":
-		return logical.ErrorResponse("mfa_code given but the role has no mfa_serial_number"), nil
-	case mfaCode != "" && !mfaCodeRe.MatchString(mfaCode):
-		return logical.ErrorResponse("mfa_code must be 6 digits"), nil
+	case role.MFASerialNumber != "" && in.mfaCode == "":
+		return in, badInput("mfa_code is required: the role uses MFA device %s", role.MFASerialNumber)
+	case role.MFASerialNumber == "" && in.mfaCode != "":
+		return in, badInput("mfa_code given but the role has no mfa_serial_number")
+	case in.mfaCode != "" && !mfaCodeRe.MatchString(in.mfaCode):
+		return in, badInput("mfa_code must be 6 digits")
 	}
+	var err error
+	if in.roleARN, err = parseRoleARN(role, d); err != nil {
+		return in, err
+	}
+	in.sessionName, err = parseSessionName(role, name, displayName, d)
+	return in, err
+}
 
+func parseRoleARN(role *roleEntry, d *framework.FieldData) (string, error) {
 	roleARN := strings.TrimSpace(d.Get("role_arn").(string))
-	if role.CredentialType == credentialAssumedRole {
-		if roleARN == "" {
-			roleARN = role.RoleARNs[0]
-		} else if !slices.Contains(role.RoleARNs, roleARN) {
-			return logical.ErrorResponse("role_arn %q is not one of the role's role_arns", roleARN), nil
-		}
-	} else if roleARN != "" {
-		return logical.ErrorResponse("role_arn applies only to assumed_role roles"), nil
+	switch {
+	case role.CredentialType != credentialAssumedRole && roleARN != "":
+		return "", badInput("role_arn applies only to assumed_role roles")
+	case role.CredentialType != credentialAssumedRole:
+		return "", nil
+	case roleARN == "":
+		return role.RoleARNs[0], nil
+	case !slices.Contains(role.RoleARNs, roleARN):
+		return "", badInput("role_arn %q is not one of the role's role_arns", roleARN)
 	}
+	return roleARN, nil
+}
 
+func parseSessionName(role *roleEntry, name, displayName string, d *framework.FieldData) (string, error) {
 	sessionName := strings.TrimSpace(d.Get("role_session_name").(string))
 	if role.CredentialType == credentialSessionToken && sessionName != "" {
-		return logical.ErrorResponse("role_session_name does not apply to session_token roles"), nil
+		return "", badInput("role_session_name does not apply to session_token roles")
 	}
 	if sessionName == "" {
-		sessionName = defaultSessionName(req.DisplayName, name, role.CredentialType == credentialFederationToken)
+		sessionName = defaultSessionName(displayName, name, role.CredentialType == credentialFederationToken)
 	}
 	if role.CredentialType == credentialFederationToken && !federationRe.MatchString(sessionName) {
-		return logical.ErrorResponse("role_session_name must be 2 to 32 characters of letters, digits and +=,.@-_ for federation_token"), nil
+		return "", badInput("role_session_name must be 2 to 32 characters of letters, digits and +=,.@-_ for federation_token")
 	}
 	if role.CredentialType == credentialAssumedRole && !sessionNameRe.MatchString(sessionName) {
-		return logical.ErrorResponse("role_session_name must be 2 to 64 characters of letters, digits and +=,.@-_"), nil
+		return "", badInput("role_session_name must be 2 to 64 characters of letters, digits and +=,.@-_")
 	}
+	return sessionName, nil
+}
 
-	_, _, client, err := b.client(ctx, req.Storage)
-	if err != nil {
-		return keyStoreResponse(req, err)
-	}
+// mint calls the role's STS operation within sts_timeout.
+func (e *engine) mint(ctx context.Context, role *roleEntry, in credsRequest) (stscreds.Credentials, error) {
+	timeout := e.cfg.stsTimeout()
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var tags []stscreds.Tag
 	for k, v := range role.SessionTags {
 		tags = append(tags, stscreds.Tag{Key: k, Value: v})
@@ -145,32 +189,38 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	slices.SortFunc(tags, func(a, b stscreds.Tag) int { return strings.Compare(a.Key, b.Key) })
 
 	var creds stscreds.Credentials
+	var err error
+	op := map[string]string{credentialSessionToken: "GetSessionToken", credentialAssumedRole: "AssumeRole", credentialFederationToken: "GetFederationToken"}[role.CredentialType]
 	switch role.CredentialType {
 	case credentialSessionToken:
-		creds, err = stscreds.NewSessionTokenProvider(client, func(o *stscreds.SessionTokenOptions) {
-			o.Duration, o.SerialNumber, o.TokenCode = ttl, role.MFASerialNumber, mfaCode
-		}).Mint(ctx)
+		creds, err = stscreds.NewSessionTokenProvider(e.sts, func(o *stscreds.SessionTokenOptions) {
+			o.Duration, o.SerialNumber, o.TokenCode = in.ttl, role.MFASerialNumber, in.mfaCode
+		}).Mint(callCtx)
 	case credentialAssumedRole:
-		creds, err = stscreds.NewAssumeRoleProvider(client, roleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName, o.Duration = sessionName, ttl
+		creds, err = stscreds.NewAssumeRoleProvider(e.sts, in.roleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName, o.Duration = in.sessionName, in.ttl
 			o.Policy, o.PolicyARNs, o.Tags, o.TransitiveTagKeys = role.PolicyDocument, role.PolicyARNs, tags, role.TransitiveTagKeys
 			o.ExternalID, o.SourceIdentity = role.ExternalID, role.SourceIdentity
-			o.SerialNumber, o.TokenCode = role.MFASerialNumber, mfaCode
-		}).Mint(ctx)
+			o.SerialNumber, o.TokenCode = role.MFASerialNumber, in.mfaCode
+		}).Mint(callCtx)
 	case credentialFederationToken:
-		creds, err = stscreds.NewFederationTokenProvider(client, sessionName, func(o *stscreds.FederationTokenOptions) {
-			o.Duration, o.Policy, o.PolicyARNs, o.Tags = ttl, role.PolicyDocument, role.PolicyARNs, tags
-		}).Mint(ctx)
+		creds, err = stscreds.NewFederationTokenProvider(e.sts, in.sessionName, func(o *stscreds.FederationTokenOptions) {
+			o.Duration, o.Policy, o.PolicyARNs, o.Tags = in.ttl, role.PolicyDocument, role.PolicyARNs, tags
+		}).Mint(callCtx)
 	}
 	if err != nil {
-		return stsErrorResponse(req, err)
+		return creds, classifySTS(ctx, op, timeout, err)
 	}
+	return creds, nil
+}
 
+// credsResponse is the credentials with a lease exactly as long as they live.
+func (b *backend) credsResponse(name string, creds stscreds.Credentials) (*logical.Response, error) {
 	left := time.Until(creds.Expires).Truncate(time.Second)
 	if left <= 0 {
 		return nil, fmt.Errorf("STS returned credentials that already expired at %s", creds.Expires.Format(time.RFC3339))
 	}
-	resp = b.Secret(secretCredsType).Response(map[string]any{
+	resp := b.Secret(secretCredsType).Response(map[string]any{
 		"access_key":     creds.AccessKeyID,
 		"secret_key":     creds.SecretAccessKey,
 		"session_token":  creds.SessionToken,
@@ -179,7 +229,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		"expiration":     creds.Expires.UTC().Format(time.RFC3339),
 		"ttl":            int64(left / time.Second),
 	}, map[string]any{"role": name, "access_key": creds.AccessKeyID})
-	// The lease lives exactly as long as the credentials and cannot be renewed.
+	// The lease cannot be renewed: read again for new credentials.
 	resp.Secret.TTL = left
 	resp.Secret.MaxTTL = left
 	resp.Secret.Renewable = false
@@ -202,37 +252,6 @@ func defaultSessionName(displayName, role string, federation bool) string {
 		base = base[:limit]
 	}
 	return base + "-" + hex.EncodeToString(r[:])
-}
-
-// keyStoreResponse answers a failure to reach the key: 503 naming the
-// store, or the configuration problem.
-func keyStoreResponse(req *logical.Request, err error) (*logical.Response, error) {
-	if errors.Is(err, errNotConfigured) {
-		return logical.ErrorResponse(err.Error()), nil
-	}
-	var kse *keyStoreError
-	if errors.As(err, &kse) {
-		return nil, logical.CodedError(http.StatusServiceUnavailable, kse.Error())
-	}
-	return nil, err
-}
-
-// stsErrorResponse answers an STS failure with AWS's code and message: a
-// refusal (4xx) as 400, an STS outage as 502, a key-store failure as 503.
-func stsErrorResponse(req *logical.Request, err error) (*logical.Response, error) {
-	var kse *keyStoreError
-	if errors.As(err, &kse) {
-		return keyStoreResponse(req, err)
-	}
-	var stsErr *stscreds.Error
-	if errors.As(err, &stsErr) && stsErr.Code != "" {
-		msg := fmt.Sprintf("STS %s refused: %s: %s", stsErr.Operation, stsErr.Code, stsErr.Message)
-		if stsErr.StatusCode >= 500 {
-			return nil, logical.CodedError(http.StatusBadGateway, msg)
-		}
-		return logical.ErrorResponse("%s", msg), nil
-	}
-	return nil, logical.CodedError(http.StatusBadGateway, "STS could not be reached: "+err.Error())
 }
 
 const pathCredsHelpSyn = `Mint STS credentials for a role, with a Vault lease.`

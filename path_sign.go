@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -58,19 +57,190 @@ func pathSign(b *backend) *framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback: b.pathSignWrite,
-				Summary:  "Sign an AWS request with SigV4, within the role's scope.",
-				Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-					"headers":        {Type: framework.TypeMap, Description: "Headers to add to the request (header signing), or signed headers to send with the URL (presigning)."},
-					"url":            {Type: framework.TypeString, Description: "The URL to send: the request's URL with its query in canonical order, or the presigned URL."},
-					"signed_headers": {Type: framework.TypeString, Description: "The headers covered by the signature."},
-					"expiration":     {Type: framework.TypeString, Description: "When a presigned URL stops working, RFC 3339."},
-				}}}},
+				Callback:  b.pathSignWrite,
+				Summary:   "Sign an AWS request with SigV4, within the role's scope.",
+				Responses: signResponses,
 			},
 		},
 		HelpSynopsis:    pathSignHelpSyn,
 		HelpDescription: pathSignHelpDesc,
 	}
+}
+
+var signResponses = map[int][]framework.Response{http.StatusOK: {{
+	Description: "OK",
+	Fields: map[string]*framework.FieldSchema{
+		"headers":        {Type: framework.TypeMap, Description: "Headers to add to the request (header signing), or signed headers to send with the URL (presigning)."},
+		"url":            {Type: framework.TypeString, Description: "The URL to send: the request's URL with its query in canonical order, or the presigned URL."},
+		"signed_headers": {Type: framework.TypeString, Description: "The headers covered by the signature."},
+		"expiration":     {Type: framework.TypeString, Description: "When a presigned URL stops working, RFC 3339."},
+	},
+}}}
+
+// signRequest is a parsed sign/ request.
+type signRequest struct {
+	method      string
+	url         *url.URL
+	header      http.Header
+	bodyLen     int64
+	payloadHash string
+	service     string
+	region      string
+	presign     bool
+	expires     time.Duration
+}
+
+func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	role, err := b.existingRole(ctx, req.Storage, name)
+	if err != nil {
+		return b.respond(nil, err)
+	}
+	cfg, err := b.config(ctx, req.Storage)
+	if err == nil && cfg == nil {
+		err = errNotConfigured
+	}
+	if err != nil {
+		return b.respond(nil, err)
+	}
+	in, err := parseSignRequest(d, cfg.Region)
+	if err != nil {
+		return b.respond(nil, err)
+	}
+	if err := in.authorise(name, role); err != nil {
+		return b.respond(nil, err)
+	}
+	var resp *logical.Response
+	err = b.withEngine(ctx, req.Storage, func(e *engine) error {
+		resp, err = e.sign(ctx, in)
+		return err
+	})
+	return b.respond(resp, err)
+}
+
+func parseSignRequest(d *framework.FieldData, defaultRegion string) (*signRequest, error) {
+	in := &signRequest{}
+	for _, parse := range []func(*framework.FieldData) error{in.parseTarget, in.parseHeaders, in.parsePayload, in.parseExpiry} {
+		if err := parse(d); err != nil {
+			return nil, err
+		}
+	}
+	if in.region == "" {
+		in.region = defaultRegion
+	}
+	if !regionRe.MatchString(in.region) {
+		return nil, badInput("region %q is not an AWS region name", in.region)
+	}
+	return in, nil
+}
+
+// parseTarget reads method, url, service and region.
+func (in *signRequest) parseTarget(d *framework.FieldData) error {
+	in.method = strings.ToUpper(strings.TrimSpace(d.Get("method").(string)))
+	if !methodRe.MatchString(in.method) {
+		return badInput("method %q is not an HTTP method", in.method)
+	}
+	rawURL := strings.TrimSpace(d.Get("url").(string))
+	if rawURL == "" {
+		return badInput("url is required")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return badInput("url must be an absolute http or https URL without user info or fragment")
+	}
+	in.url = u
+	in.service = strings.TrimSpace(d.Get("service").(string))
+	if in.service == "" {
+		return badInput("service is required (the signing name, e.g. s3)")
+	}
+	if !serviceRe.MatchString(in.service) || strings.Contains(in.service, "*") {
+		return badInput("service %q is not a service signing name", in.service)
+	}
+	in.region = strings.TrimSpace(d.Get("region").(string))
+	return nil
+}
+
+func (in *signRequest) parseHeaders(d *framework.FieldData) error {
+	in.header = http.Header{}
+	raw, ok := d.GetOk("headers")
+	if !ok {
+		return nil
+	}
+	for k, v := range raw.(map[string]any) {
+		if !headerNameRe.MatchString(k) {
+			return badInput("headers: %q is not a valid header name", k)
+		}
+		if slices.ContainsFunc(reservedHeaders, func(r string) bool { return strings.EqualFold(r, k) }) {
+			return badInput("headers: %s is set by the signer and may not be given", k)
+		}
+		values, err := headerValues(v)
+		if err != nil {
+			return badInput("headers: %s: %s", k, err)
+		}
+		for _, hv := range values {
+			in.header.Add(k, hv)
+		}
+	}
+	return nil
+}
+
+// parsePayload reads body or payload_hash; presign needs presign parsed.
+func (in *signRequest) parsePayload(d *framework.FieldData) error {
+	in.presign = d.Get("presign").(bool)
+	in.payloadHash = strings.TrimSpace(d.Get("payload_hash").(string))
+	if b64, ok := d.GetOk("body"); ok {
+		if in.payloadHash != "" {
+			return badInput("give body or payload_hash, not both")
+		}
+		body, err := base64.StdEncoding.DecodeString(b64.(string))
+		if err != nil {
+			return badInput("body must be base64")
+		}
+		if len(body) > maxSignBody {
+			return badInput("body is larger than 32 MiB; give payload_hash instead")
+		}
+		sum := sha256.Sum256(body)
+		in.payloadHash = hex.EncodeToString(sum[:])
+		in.bodyLen = int64(len(body))
+	}
+	switch {
+	case in.payloadHash == "" && in.presign && in.s3():
+		in.payloadHash = sigv4.UnsignedPayload
+	case in.payloadHash == "":
+		in.payloadHash = sigv4.EmptyStringSHA256
+	case !payloadHashRe.MatchString(in.payloadHash):
+		return badInput("payload_hash must be 64 lower-case hex digits or UNSIGNED-PAYLOAD")
+	}
+	return nil
+}
+
+func (in *signRequest) parseExpiry(d *framework.FieldData) error {
+	in.expires = defaultPresignExpiry
+	if v, ok := d.GetOk("expires"); ok {
+		if !in.presign {
+			return badInput("expires applies only with presign=true")
+		}
+		in.expires = time.Duration(v.(int)) * time.Second
+	}
+	if in.expires < time.Second || in.expires > maxPresignExpiry {
+		return badInput("expires must be between 1s and 7 days")
+	}
+	return nil
+}
+
+func (in *signRequest) s3() bool { return in.service == "s3" }
+
+// authorise refuses what the role's scope does not allow.
+func (in *signRequest) authorise(name string, role *roleEntry) error {
+	switch {
+	case !matchScope(role.AllowedServices, in.service):
+		return outOfScope("service: role %q may not sign for service %q (allowed_services: %s)", name, in.service, listOrNone(role.AllowedServices))
+	case !matchScope(role.AllowedRegions, in.region):
+		return outOfScope("region: role %q may not sign for region %q (allowed_regions: %s)", name, in.region, listOrNone(role.AllowedRegions))
+	case !matchScope(role.AllowedHosts, in.url.Host) && !matchScope(role.AllowedHosts, in.url.Hostname()):
+		return outOfScope("url: role %q may not sign for host %q (allowed_hosts: %s)", name, in.url.Host, listOrNone(role.AllowedHosts))
+	}
+	return nil
 }
 
 // matchScope reports whether value is allowed by a role's list: exact, "*",
@@ -87,172 +257,53 @@ func matchScope(allowed []string, value string) bool {
 	return false
 }
 
-// forbidden refuses a request outside the role's scope with a 403 and the reason.
-func forbidden(_ *logical.Request, format string, args ...any) (*logical.Response, error) {
-	return nil, logical.CodedError(http.StatusForbidden, fmt.Sprintf(format, args...))
-}
-
-func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	role, resp, err := roleOrError(ctx, req.Storage, name)
-	if role == nil {
-		return resp, err
+// sign signs with the server's clock: the key store is asked only for
+// today's date.
+func (e *engine) sign(ctx context.Context, in *signRequest) (*logical.Response, error) {
+	httpReq := &http.Request{Method: in.method, URL: in.url, Host: in.url.Host, Header: in.header, ContentLength: in.bodyLen}
+	if in.s3() && !in.presign {
+		httpReq.Header.Set("X-Amz-Content-Sha256", in.payloadHash)
 	}
-	cfg, err := getConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
+	if in.presign {
+		q := in.url.Query()
+		q.Set("X-Amz-Expires", strconv.Itoa(int(in.expires/time.Second)))
+		in.url.RawQuery = q.Encode()
 	}
-	if cfg == nil {
-		return logical.ErrorResponse(errNotConfigured.Error()), nil
-	}
-
-	method := strings.ToUpper(strings.TrimSpace(d.Get("method").(string)))
-	if !methodRe.MatchString(method) {
-		return logical.ErrorResponse("method %q is not an HTTP method", method), nil
-	}
-	rawURL := strings.TrimSpace(d.Get("url").(string))
-	if rawURL == "" {
-		return logical.ErrorResponse("url is required"), nil
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return logical.ErrorResponse("url must be an absolute http or https URL without user info or fragment"), nil
-	}
-	service := strings.TrimSpace(d.Get("service").(string))
-	if service == "" {
-		return logical.ErrorResponse("service is required (the signing name, e.g. s3)"), nil
-	}
-	if !serviceRe.MatchString(service) || strings.Contains(service, "*") {
-		return logical.ErrorResponse("service %q is not a service signing name", service), nil
-	}
-	region := strings.TrimSpace(d.Get("region").(string))
-	if region == "" {
-		region = cfg.Region
-	}
-	if !regionRe.MatchString(region) {
-		return logical.ErrorResponse("region %q is not an AWS region name", region), nil
-	}
-
-	// The role's scope: nothing outside it is signed.
-	switch {
-	case !matchScope(role.AllowedServices, service):
-		return forbidden(req, "service: role %q may not sign for service %q (allowed_services: %s)", name, service, listOrNone(role.AllowedServices))
-	case !matchScope(role.AllowedRegions, region):
-		return forbidden(req, "region: role %q may not sign for region %q (allowed_regions: %s)", name, region, listOrNone(role.AllowedRegions))
-	case !matchScope(role.AllowedHosts, u.Host) && !matchScope(role.AllowedHosts, u.Hostname()):
-		return forbidden(req, "url: role %q may not sign for host %q (allowed_hosts: %s)", name, u.Host, listOrNone(role.AllowedHosts))
-	}
-
-	presign := d.Get("presign").(bool)
-	expires := defaultPresignExpiry
-	if v, ok := d.GetOk("expires"); ok {
-		if !presign {
-			return logical.ErrorResponse("expires applies only with presign=true"), nil
-		}
-		expires = time.Duration(v.(int)) * time.Second
-	}
-	if expires < time.Second || expires > maxPresignExpiry {
-		return logical.ErrorResponse("expires must be between 1s and 7 days"), nil
-	}
-
-	header := http.Header{}
-	if raw, ok := d.GetOk("headers"); ok {
-		for k, v := range raw.(map[string]any) {
-			if !headerNameRe.MatchString(k) {
-				return logical.ErrorResponse("headers: %q is not a valid header name", k), nil
-			}
-			if slices.ContainsFunc(reservedHeaders, func(r string) bool { return strings.EqualFold(r, k) }) {
-				return logical.ErrorResponse("headers: %s is set by the signer and may not be given", k), nil
-			}
-			values, err := headerValues(v)
-			if err != nil {
-				return logical.ErrorResponse("headers: %s: %s", k, err), nil
-			}
-			for _, hv := range values {
-				header.Add(k, hv)
-			}
-		}
-	}
-
-	s3 := service == "s3"
-	var body []byte
-	payloadHash := strings.TrimSpace(d.Get("payload_hash").(string))
-	if b64, ok := d.GetOk("body"); ok {
-		if payloadHash != "" {
-			return logical.ErrorResponse("give body or payload_hash, not both"), nil
-		}
-		body, err = base64.StdEncoding.DecodeString(b64.(string))
-		if err != nil {
-			return logical.ErrorResponse("body must be base64"), nil
-		}
-		if len(body) > maxSignBody {
-			return logical.ErrorResponse("body is larger than 32 MiB; give payload_hash instead"), nil
-		}
-		sum := sha256.Sum256(body)
-		payloadHash = hex.EncodeToString(sum[:])
-	}
-	switch {
-	case payloadHash == "" && presign && s3:
-		payloadHash = sigv4.UnsignedPayload
-	case payloadHash == "":
-		payloadHash = sigv4.EmptyStringSHA256
-	case !payloadHashRe.MatchString(payloadHash):
-		return logical.ErrorResponse("payload_hash must be 64 lower-case hex digits or UNSIGNED-PAYLOAD"), nil
-	}
-
-	httpReq := &http.Request{Method: method, URL: u, Host: u.Host, Header: header, ContentLength: int64(len(body))}
-	if s3 && !presign {
-		httpReq.Header.Set("X-Amz-Content-Sha256", payloadHash)
-	}
-	if presign {
-		q := u.Query()
-		q.Set("X-Amz-Expires", strconv.Itoa(int(expires/time.Second)))
-		u.RawQuery = q.Encode()
-	}
-
-	key, signer, _, err := b.client(ctx, req.Storage)
-	if err != nil {
-		return keyStoreResponse(req, err)
-	}
-	// The server's clock: the key store is asked only for today's date.
 	now := time.Now().UTC()
-	opts := func(o *sigv4.SignerOptions) { o.DisableURIPathEscaping = s3 }
-
-	if presign {
-		signedURL, signed, err := signer.PresignHTTP(ctx, key, httpReq, payloadHash, service, region, now, opts)
+	opts := func(o *sigv4.SignerOptions) { o.DisableURIPathEscaping = in.s3() }
+	if in.presign {
+		signed, err := e.signer.PresignRequest(ctx, e.key, httpReq, in.payloadHash, in.service, in.region, now, opts)
 		if err != nil {
-			return keyStoreResponse(req, err)
+			return nil, err
 		}
 		out := map[string]any{}
-		for k, v := range signed {
+		for k, v := range signed.Header {
 			if k != "Host" {
 				out[k] = strings.Join(v, ",")
 			}
 		}
 		return &logical.Response{Data: map[string]any{
-			"url":            signedURL,
+			"url":            signed.URL,
 			"headers":        out,
-			"signed_headers": signedHeaderNames(signed),
-			"expiration":     now.Add(expires).Format(time.RFC3339),
+			"signed_headers": signed.SignedHeaders,
+			"expiration":     now.Add(in.expires).Format(time.RFC3339),
 		}}, nil
 	}
-	if err := signer.SignHTTP(ctx, key, httpReq, payloadHash, service, region, now, opts); err != nil {
-		return keyStoreResponse(req, err)
+	signed, err := e.signer.SignRequest(ctx, e.key, httpReq, in.payloadHash, in.service, in.region, now, opts)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]any{
 		"Authorization": httpReq.Header.Get("Authorization"),
 		"X-Amz-Date":    httpReq.Header.Get("X-Amz-Date"),
 	}
-	if s3 {
-		out["X-Amz-Content-Sha256"] = payloadHash
+	if in.s3() {
+		out["X-Amz-Content-Sha256"] = in.payloadHash
 	}
-	auth := httpReq.Header.Get("Authorization")
-	signedNames := auth[strings.Index(auth, "SignedHeaders=")+len("SignedHeaders="):]
-	signedNames = signedNames[:strings.IndexByte(signedNames, ',')]
 	return &logical.Response{Data: map[string]any{
-		"url":            httpReq.URL.String(),
+		"url":            signed.URL,
 		"headers":        out,
-		"signed_headers": signedNames,
+		"signed_headers": signed.SignedHeaders,
 	}}, nil
 }
 
@@ -274,15 +325,6 @@ func headerValues(v any) ([]string, error) {
 		return []string{fmt.Sprint(t)}, nil
 	}
 	return nil, fmt.Errorf("values must be strings")
-}
-
-func signedHeaderNames(h http.Header) string {
-	var names []string
-	for k := range h {
-		names = append(names, strings.ToLower(k))
-	}
-	sort.Strings(names)
-	return strings.Join(names, ";")
 }
 
 func listOrNone(l []string) string {

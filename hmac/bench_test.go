@@ -40,7 +40,7 @@ func BenchmarkKeyStoreHMAC(b *testing.B) {
 		}},
 		{"pkcs11-softhsm2", func(b *testing.B) hmac.Key {
 			hsm := testenv.NewSoftHSM(b, "bench")
-			k, err := pkcs11.Import(pkcs11.Config{Module: hsm.Module, TokenLabel: hsm.Label, PIN: hsm.PIN, KeyLabel: "aws"}, keytest.AccessKeyID, keytest.Secret)
+			k, err := pkcs11.Import(context.Background(), pkcs11.Config{Module: hsm.Module, TokenLabel: hsm.Label, PIN: hsm.PIN, KeyLabel: "aws"}, keytest.AccessKeyID, keytest.Secret)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -49,7 +49,7 @@ func BenchmarkKeyStoreHMAC(b *testing.B) {
 		}},
 		{"tpm-swtpm", func(b *testing.B) hmac.Key {
 			sw := testenv.StartSWTPM(b)
-			k, err := tpm.Import(tpm.Config{Device: "tcp://" + sw.Addr}, keytest.AccessKeyID, keytest.Secret)
+			k, err := tpm.Import(context.Background(), tpm.Config{Device: "tcp://" + sw.Addr}, keytest.AccessKeyID, keytest.Secret)
 			if err != nil {
 				b.Fatal(err)
 			}

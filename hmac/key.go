@@ -8,6 +8,7 @@ package hmac
 
 import (
 	"context"
+	"errors"
 )
 
 // Key is an AWS access key whose secret lives in a key store.
@@ -15,13 +16,13 @@ type Key interface {
 	AccessKeyID() string
 	// HMAC returns HMAC-SHA256("AWS4"+secret, msg), computed inside the key store.
 	HMAC(ctx context.Context, msg []byte) ([]byte, error)
-}
-
-// Identified is implemented by keys that can name the exact secret they
-// hold. KeyIdentity must change whenever the secret behind the key changes
-// (a new version, a re-import), even if the access key ID stays the same, so
-// that caches of derived keys never serve a key derived from an old secret.
-// It must not reveal anything about the secret.
-type Identified interface {
+	// KeyIdentity names the secret (store, object, version). It changes
+	// whenever the secret behind the key does, even under the same access key
+	// ID, so no cache ever serves a key derived from an old secret. It reveals
+	// nothing about the secret.
 	KeyIdentity() string
 }
+
+// ErrKeyExists is wrapped by every store's Import when the object it would
+// create is already there: imports never overwrite or shadow a key.
+var ErrKeyExists = errors.New("the key store already holds a key under that name")

@@ -37,7 +37,7 @@ func NewStaticKey(accessKeyID, secretAccessKey string) Key {
 // AccessKeyID returns the AWS access key ID.
 func (k *StaticKey) AccessKeyID() string { return k.accessKeyID }
 
-// KeyIdentity names this instance; see Identified.
+// KeyIdentity names this instance; see Key.
 func (k *StaticKey) KeyIdentity() string { return k.identity }
 
 // HMAC returns HMAC-SHA256("AWS4"+secret, msg).

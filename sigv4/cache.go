@@ -4,91 +4,109 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"reflect"
 	"sync"
 	"sync/atomic"
 
 	awshmac "github.com/awshmac/vault-plugin-aws-hmac/hmac"
 )
 
-// maxCachedKeys bounds the cache; past it, keys of other days are dropped.
-const maxCachedKeys = 4096
+// Bounds of the caches; past them, keys of other days are dropped first.
+const (
+	maxCachedDays = 64
+	maxCachedKeys = 4096
+)
 
-// cacheKey names one derived signing key. identity carries the key's
-// identity and version (hmac.Identified), so a new secret behind the same
-// access key ID never meets a key derived from the old one; instance stands
-// in for keys without one.
-type cacheKey struct {
+// dayKey names one kDate: the key's identity (which changes with its secret)
+// and the UTC date.
+type dayKey struct {
 	identity string
-	instance any
 	date     string
-	region   string
-	service  string
 }
 
-// derivedKey is kSigning for one cacheKey. ready is closed once key or err
-// is set, so concurrent signers of a new scope ask the key store only once.
-type derivedKey struct {
+// scopeKey names one kSigning.
+type scopeKey struct {
+	dayKey
+	region  string
+	service string
+}
+
+// dateEntry is kDate for one dayKey. ready is closed once key or err is set,
+// so concurrent signers of a new day ask the key store only once.
+type dateEntry struct {
 	ready chan struct{}
 	key   []byte
 	err   error
 }
 
-// keyCache holds derived signing keys in memory only.
+// keyCache holds derived keys in memory only. The key store is asked for
+// kDate once per key and day; kRegion, kService and kSigning are derived
+// from it here, so a caller inventing regions or services costs no
+// key-store round trip.
 type keyCache struct {
 	mu      sync.RWMutex
-	entries map[cacheKey]*derivedKey
+	days    map[dayKey]*dateEntry
+	signing map[scopeKey][]byte
 	calls   atomic.Uint64
 }
 
 func newKeyCache() *keyCache {
-	return &keyCache{entries: make(map[cacheKey]*derivedKey)}
+	return &keyCache{days: make(map[dayKey]*dateEntry), signing: make(map[scopeKey][]byte)}
 }
 
-// cacheKeyFor names key's derived keys: by its KeyIdentity when it has one,
-// else by the key value itself when comparable (a pointer); ok is false for
-// a key that can be neither, whose derived keys are not cached.
-func cacheKeyFor(key awshmac.Key, date, region, service string) (ck cacheKey, ok bool) {
-	ck = cacheKey{date: date, region: region, service: service}
-	if id, isIdentified := key.(awshmac.Identified); isIdentified {
-		ck.identity = id.KeyIdentity()
-		return ck, true
-	}
-	if t := reflect.TypeOf(key); t != nil && t.Comparable() {
-		ck.instance = key
-		return ck, true
-	}
-	return ck, false
-}
-
-// signingKey returns kSigning for the key, date, region and service, asking
-// the key store for kDate only when that combination is new.
+// signingKey returns kSigning for the key, date, region and service.
 func (c *keyCache) signingKey(ctx context.Context, key awshmac.Key, date, region, service string) ([]byte, error) {
-	ck, cacheable := cacheKeyFor(key, date, region, service)
-	if !cacheable {
-		return c.derive(ctx, key, date, region, service)
-	}
-
+	sk := scopeKey{dayKey{key.KeyIdentity(), date}, region, service}
 	c.mu.RLock()
-	e, ok := c.entries[ck]
+	k, ok := c.signing[sk]
+	c.mu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	kDate, err := c.dateKey(ctx, key, sk.dayKey)
+	if err != nil {
+		return nil, err
+	}
+	kRegion := hmacSHA256(kDate, region)
+	kService := hmacSHA256(kRegion, service)
+	clear(kRegion)
+	kSigning := hmacSHA256(kService, "aws4_request")
+	clear(kService)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, live := c.days[sk.dayKey]; !live {
+		// Forgotten while we derived: do not bring it back.
+		return kSigning, nil
+	}
+	if len(c.signing) >= maxCachedKeys {
+		c.evictSigningLocked(date)
+	}
+	c.signing[sk] = kSigning
+	return kSigning, nil
+}
+
+// dateKey returns kDate, asking the key store only when the key and day are new.
+func (c *keyCache) dateKey(ctx context.Context, key awshmac.Key, dk dayKey) ([]byte, error) {
+	c.mu.RLock()
+	e, ok := c.days[dk]
 	c.mu.RUnlock()
 	if !ok {
 		c.mu.Lock()
-		if e, ok = c.entries[ck]; !ok {
-			if len(c.entries) >= maxCachedKeys {
-				c.evictOtherDays(date)
+		if e, ok = c.days[dk]; !ok {
+			if len(c.days) >= maxCachedDays {
+				c.evictDaysLocked(dk.date)
 			}
-			e = &derivedKey{ready: make(chan struct{})}
-			c.entries[ck] = e
+			e = &dateEntry{ready: make(chan struct{})}
+			c.days[dk] = e
 		}
 		c.mu.Unlock()
 		if !ok {
-			e.key, e.err = c.derive(ctx, key, date, region, service)
+			e.key, e.err = c.derive(ctx, key, dk.date)
 			if e.err != nil {
 				// Failures are not cached: the next call asks the store again.
 				c.mu.Lock()
-				if c.entries[ck] == e {
-					delete(c.entries, ck)
+				if c.days[dk] == e {
+					delete(c.days, dk)
 				}
 				c.mu.Unlock()
 			}
@@ -101,46 +119,55 @@ func (c *keyCache) signingKey(ctx context.Context, key awshmac.Key, date, region
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if e.err != nil {
-		return nil, e.err
-	}
-	return e.key, nil
+	return e.key, e.err
 }
 
-// derive computes kSigning; only the first step reaches the key store.
-func (c *keyCache) derive(ctx context.Context, key awshmac.Key, date, region, service string) ([]byte, error) {
+// derive asks the key store for kDate: the only step that needs the secret.
+func (c *keyCache) derive(ctx context.Context, key awshmac.Key, date string) ([]byte, error) {
 	c.calls.Add(1)
 	kDate, err := key.HMAC(ctx, []byte(date))
 	if err != nil {
 		return nil, err
 	}
-	defer clear(kDate)
 	if len(kDate) != sha256.Size {
+		clear(kDate)
 		return nil, errKeyStoreOutput
 	}
-	kRegion := hmacSHA256(kDate, region)
-	kService := hmacSHA256(kRegion, service)
-	clear(kRegion)
-	kSigning := hmacSHA256(kService, "aws4_request")
-	clear(kService)
-	return kSigning, nil
+	return kDate, nil
 }
 
-func (c *keyCache) evictOtherDays(date string) {
-	for k := range c.entries {
+func (c *keyCache) evictDaysLocked(date string) {
+	for k := range c.days {
 		if k.date != date {
-			delete(c.entries, k)
+			delete(c.days, k)
 		}
 	}
-	if len(c.entries) >= maxCachedKeys {
-		clear(c.entries)
+	if len(c.days) >= maxCachedDays {
+		c.purgeLocked()
+	}
+}
+
+func (c *keyCache) evictSigningLocked(date string) {
+	for k := range c.signing {
+		if k.date != date {
+			delete(c.signing, k)
+		}
+	}
+	if len(c.signing) >= maxCachedKeys {
+		clear(c.signing)
 	}
 }
 
 func (c *keyCache) purge() {
 	c.mu.Lock()
-	clear(c.entries)
+	c.purgeLocked()
 	c.mu.Unlock()
+}
+
+func (c *keyCache) purgeLocked() {
+	// Dropped, not zeroed: a signer may still be deriving from them.
+	clear(c.days)
+	clear(c.signing)
 }
 
 func hmacSHA256(key []byte, data string) []byte {

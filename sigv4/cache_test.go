@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -86,7 +87,9 @@ func TestKeyChainFromKDate(t *testing.T) {
 	}
 }
 
-func TestCacheAsksStoreOncePerScope(t *testing.T) {
+// The key store is asked for kDate once per key and UTC day, whatever the
+// regions and services signed for that day.
+func TestCacheAsksStoreOncePerKeyPerDay(t *testing.T) {
 	key := &versionedKey{inner: awshmac.NewStaticKey("AKIDEXAMPLE", "secret-one")}
 	s := NewSigner()
 	tests := []struct {
@@ -95,12 +98,12 @@ func TestCacheAsksStoreOncePerScope(t *testing.T) {
 		wantCalls       int64
 	}{
 		{"sts", "us-east-1", suiteTime, 1},
-		{"sts", "us-east-1", suiteTime.Add(time.Hour), 1}, // same day
-		{"s3", "us-east-1", suiteTime, 2},
+		{"sts", "us-east-1", suiteTime.Add(time.Hour), 1},      // same day
+		{"s3", "us-east-1", suiteTime, 1},                      // same day, other service
+		{"s3", "eu-west-1", suiteTime, 1},                      // same day, other region
+		{"sts", "us-east-1", suiteTime.Add(24 * time.Hour), 2}, // next day
+		{"sts", "us-east-1", suiteTime.Add(-12*time.Hour - 37*time.Minute), 3},
 		{"s3", "eu-west-1", suiteTime, 3},
-		{"sts", "us-east-1", suiteTime.Add(24 * time.Hour), 4}, // next day
-		{"sts", "us-east-1", suiteTime.Add(-12*time.Hour - 37*time.Minute), 5},
-		{"s3", "eu-west-1", suiteTime, 5},
 	}
 	for _, tt := range tests {
 		signVanilla(t, s, key, tt.service, tt.region, tt.when)
@@ -120,8 +123,29 @@ func TestCacheAsksStoreOncePerScope(t *testing.T) {
 	})
 	s.Forget()
 	signVanilla(t, s, key, "sts", "us-east-1", suiteTime)
-	if got := key.calls.Load(); got != 6 {
-		t.Fatalf("after Forget: %d calls, want 6", got)
+	if got := key.calls.Load(); got != 4 {
+		t.Fatalf("after Forget: %d calls, want 4", got)
+	}
+}
+
+// 50 regions × 20 services on one day cost one key-store call, and each
+// signature still matches a signer that derived its keys from scratch.
+func TestCacheOneStoreCallAcrossRegionsAndServices(t *testing.T) {
+	key := &versionedKey{inner: awshmac.NewStaticKey("AKIDEXAMPLE", "secret-one")}
+	s := NewSigner()
+	for r := range 50 {
+		region := fmt.Sprintf("xx-test-%d", r+1)
+		for v := range 20 {
+			service := fmt.Sprintf("svc%d", v)
+			got := signVanilla(t, s, key, service, region, suiteTime)
+			want := signVanilla(t, NewSigner(), awshmac.NewStaticKey("AKIDEXAMPLE", "secret-one"), service, region, suiteTime)
+			if got != want {
+				t.Fatalf("%s/%s: cached signature %s, want %s", region, service, got, want)
+			}
+		}
+	}
+	if got := key.calls.Load(); got != 1 {
+		t.Fatalf("1000 scopes on one day asked the key store %d times, want 1", got)
 	}
 }
 

@@ -43,64 +43,96 @@ type canonicalizer struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-func (c *canonicalizer) build(signingKey []byte) []canonicalHeader {
-	req, presign := c.req, c.presign
-	headers := req.Header
-	if headers == nil {
-		headers = http.Header{}
-		req.Header = headers
+// signedParts is what one build signed.
+type signedParts struct {
+	headers     []canonicalHeader
+	signedNames string
+	canonical   string // the canonical request, when asked for
+}
+
+// build signs the request in place: the SDK's Build, in small steps.
+func (c *canonicalizer) build(signingKey []byte, keepCanonical bool) signedParts {
+	query := c.setAuthParams()
+	scope := c.shortDate + "/" + c.region + "/" + c.service + "/aws4_request"
+	credential := c.accessKeyID + "/" + scope
+	if c.presign {
+		query.Set(amzCredentialKey, credential)
 	}
-	var query url.Values
-	if presign || req.URL.RawQuery != "" {
-		query = req.URL.Query()
+	unsigned := c.req.Header
+	if c.presign && !c.opts.DisableHeaderHoisting {
+		unsigned = hoistHeaders(unsigned, query)
+	}
+	host := c.req.URL.Host
+	if c.req.Host != "" {
+		host = c.req.Host
+	}
+	signed, signedNames := canonicalHeaders(host, unsigned, c.req.ContentLength)
+	if c.presign {
+		query.Set(amzSignedHeadersKey, signedNames)
 	}
 
+	bp := bufPool.Get().(*[]byte)
+	buf, rawQuery := c.appendCanonicalRequest((*bp)[:0], query, signed, signedNames, host)
+	parts := signedParts{headers: signed, signedNames: signedNames}
+	if keepCanonical {
+		parts.canonical = string(buf)
+	}
+	canonicalHash := sha256.Sum256(buf)
+	buf = c.appendStringToSign(buf[:0], scope, canonicalHash[:])
+	mac := hmac.New(sha256.New, signingKey)
+	mac.Write(buf)
+	var sum [sha256.Size]byte
+	signature := hex.EncodeToString(mac.Sum(sum[:0]))
+	*bp = buf
+	bufPool.Put(bp)
+
+	if c.presign {
+		rawQuery += "&X-Amz-Signature=" + signature
+	} else {
+		c.req.Header[authorizationHeader] = append(c.req.Header[authorizationHeader][:0],
+			signingAlgorithm+" Credential="+credential+", SignedHeaders="+signedNames+", Signature="+signature)
+	}
+	c.req.URL.RawQuery = rawQuery
+	return parts
+}
+
+// setAuthParams puts the date, algorithm and session token where the
+// signature mode wants them, and returns the query to sign.
+func (c *canonicalizer) setAuthParams() url.Values {
+	req := c.req
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	var query url.Values
+	if c.presign || req.URL.RawQuery != "" {
+		query = req.URL.Query()
+	}
 	token := c.opts.SessionToken
 	if c.opts.DisableSessionToken {
 		token = ""
 	}
-	if presign {
+	if c.presign {
 		query.Set(amzAlgorithmKey, signingAlgorithm)
 		if token != "" {
 			query.Set(amzSecurityTokenKey, token)
 		}
 		query.Set(amzDateKey, c.amzDate)
 	} else {
-		headers[amzDateKey] = append(headers[amzDateKey][:0], c.amzDate)
+		req.Header[amzDateKey] = append(req.Header[amzDateKey][:0], c.amzDate)
 		if token != "" {
-			headers[amzSecurityTokenKey] = append(headers[amzSecurityTokenKey][:0], token)
+			req.Header[amzSecurityTokenKey] = append(req.Header[amzSecurityTokenKey][:0], token)
 		}
 	}
-
 	sanitizeHostForHeader(req)
+	return query
+}
 
-	scope := c.shortDate + "/" + c.region + "/" + c.service + "/aws4_request"
-	credential := c.accessKeyID + "/" + scope
-	if presign {
-		query.Set(amzCredentialKey, credential)
-	}
-
-	unsigned := headers
-	if presign && !c.opts.DisableHeaderHoisting {
-		unsigned = hoistHeaders(headers, query)
-	}
-
-	host := req.URL.Host
-	if req.Host != "" {
-		host = req.Host
-	}
-	signed, signedNames := canonicalHeaders(host, unsigned, req.ContentLength)
-	if presign {
-		query.Set(amzSignedHeadersKey, signedNames)
-	}
-
-	bp := bufPool.Get().(*[]byte)
-	buf := (*bp)[:0]
-
-	// Canonical request.
-	buf = append(buf, req.Method...)
+// appendCanonicalRequest appends the canonical request and returns it with
+// the canonical query string.
+func (c *canonicalizer) appendCanonicalRequest(buf []byte, query url.Values, signed []canonicalHeader, signedNames, host string) ([]byte, string) {
+	buf = append(buf, c.req.Method...)
 	buf = append(buf, '\n')
-	path := uriPath(req.URL)
+	path := uriPath(c.req.URL)
 	if c.opts.DisableURIPathEscaping {
 		buf = append(buf, path...)
 	} else {
@@ -130,32 +162,17 @@ func (c *canonicalizer) build(signingKey []byte) []canonicalHeader {
 	buf = append(buf, signedNames...)
 	buf = append(buf, '\n')
 	buf = append(buf, c.payloadHash...)
-	canonicalHash := sha256.Sum256(buf)
+	return buf, rawQuery
+}
 
-	// String to sign.
-	buf = append(buf[:0], signingAlgorithm...)
+func (c *canonicalizer) appendStringToSign(buf []byte, scope string, canonicalHash []byte) []byte {
+	buf = append(buf, signingAlgorithm...)
 	buf = append(buf, '\n')
 	buf = append(buf, c.amzDate...)
 	buf = append(buf, '\n')
 	buf = append(buf, scope...)
 	buf = append(buf, '\n')
-	buf = hex.AppendEncode(buf, canonicalHash[:])
-
-	mac := hmac.New(sha256.New, signingKey)
-	mac.Write(buf)
-	var sum [sha256.Size]byte
-	signature := hex.EncodeToString(mac.Sum(sum[:0]))
-	*bp = buf
-	bufPool.Put(bp)
-
-	if presign {
-		rawQuery += "&X-Amz-Signature=" + signature
-	} else {
-		headers[authorizationHeader] = append(headers[authorizationHeader][:0],
-			signingAlgorithm+" Credential="+credential+", SignedHeaders="+signedNames+", Signature="+signature)
-	}
-	req.URL.RawQuery = rawQuery
-	return signed
+	return hex.AppendEncode(buf, canonicalHash)
 }
 
 // canonicalHeaders returns the signed headers sorted by lower-case name and
@@ -167,16 +184,22 @@ func canonicalHeaders(host string, header http.Header, contentLength int64) ([]c
 	if contentLength > 0 {
 		signed = append(signed, canonicalHeader{name: "content-length", values: []string{strconv.FormatInt(contentLength, 10)}})
 	}
+	// A map, not a search per header: the work stays linear in the header count.
+	index := make(map[string]int, len(header)+2)
+	for i, h := range signed {
+		index[h.name] = i
+	}
 	for k, v := range header {
 		if isIgnoredHeader(k) || strings.EqualFold(k, "Content-Length") {
 			continue
 		}
 		name := lowerHeaderName(k)
-		if i := slices.IndexFunc(signed, func(h canonicalHeader) bool { return h.name == name }); i >= 0 {
+		if i, ok := index[name]; ok {
 			// Same name in another case: its values join the first one's.
 			signed[i].values = append(slices.Clip(signed[i].values), v...)
 			continue
 		}
+		index[name] = len(signed)
 		signed = append(signed, canonicalHeader{name: name, values: v})
 	}
 	slices.SortFunc(signed, func(a, b canonicalHeader) int { return strings.Compare(a.name, b.name) })

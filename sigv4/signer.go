@@ -76,6 +76,20 @@ func (s *Signer) KeyStoreCalls() uint64 { return s.cache.calls.Load() }
 // the key behind a signer changes configuration.
 func (s *Signer) Forget() { s.cache.purge() }
 
+// Signed is what one signature covered, for callers that report it.
+type Signed struct {
+	// SignedHeaders is the SignedHeaders value: lower-case names, sorted, ';'-joined.
+	SignedHeaders string
+	// CanonicalRequest is the canonical request whose hash was signed.
+	CanonicalRequest string
+	// Header holds the signed headers: for presigning, the ones that must be
+	// sent with the URL.
+	Header http.Header
+	// URL is the URL to send: r's with its query in canonical order, or the
+	// presigned URL.
+	URL string
+}
+
 // SignHTTP signs r in place with an Authorization header, as aws-sdk-go-v2's
 // Signer.SignHTTP does. payloadHash is the hex SHA-256 of the body (or
 // UnsignedPayload where the service accepts it). On error r is unchanged.
@@ -85,8 +99,23 @@ func (s *Signer) SignHTTP(ctx context.Context, key awshmac.Key, r *http.Request,
 	for _, fn := range optFns {
 		fn(&opts)
 	}
-	_, err := s.sign(ctx, key, r, payloadHash, service, region, signingTime, &opts, false)
+	_, err := s.sign(ctx, key, r, payloadHash, service, region, signingTime, &opts, false, false)
 	return err
+}
+
+// SignRequest signs r in place like SignHTTP and returns what it signed.
+func (s *Signer) SignRequest(ctx context.Context, key awshmac.Key, r *http.Request, payloadHash, service, region string,
+	signingTime time.Time, optFns ...func(*SignerOptions)) (Signed, error) {
+	opts := s.options
+	for _, fn := range optFns {
+		fn(&opts)
+	}
+	parts, err := s.sign(ctx, key, r, payloadHash, service, region, signingTime, &opts, false, true)
+	if err != nil {
+		return Signed{}, err
+	}
+	return Signed{SignedHeaders: parts.signedNames, CanonicalRequest: parts.canonical,
+		Header: headerOf(parts.headers), URL: r.URL.String()}, nil
 }
 
 // PresignHTTP returns a presigned URL for r and the headers that were signed
@@ -94,27 +123,44 @@ func (s *Signer) SignHTTP(ctx context.Context, key awshmac.Key, r *http.Request,
 // Set X-Amz-Expires in r's query to bound the URL's life. r is not modified.
 func (s *Signer) PresignHTTP(ctx context.Context, key awshmac.Key, r *http.Request, payloadHash, service, region string,
 	signingTime time.Time, optFns ...func(*SignerOptions)) (signedURI string, signedHeaders http.Header, err error) {
+	signed, err := s.presign(ctx, key, r, payloadHash, service, region, signingTime, false, optFns)
+	return signed.URL, signed.Header, err
+}
+
+// PresignRequest presigns r like PresignHTTP and returns what it signed.
+func (s *Signer) PresignRequest(ctx context.Context, key awshmac.Key, r *http.Request, payloadHash, service, region string,
+	signingTime time.Time, optFns ...func(*SignerOptions)) (Signed, error) {
+	return s.presign(ctx, key, r, payloadHash, service, region, signingTime, true, optFns)
+}
+
+func (s *Signer) presign(ctx context.Context, key awshmac.Key, r *http.Request, payloadHash, service, region string,
+	signingTime time.Time, keepCanonical bool, optFns []func(*SignerOptions)) (Signed, error) {
 	opts := s.options
 	for _, fn := range optFns {
 		fn(&opts)
 	}
 	req := r.Clone(r.Context())
-	headers, err := s.sign(ctx, key, req, payloadHash, service, region, signingTime, &opts, true)
+	parts, err := s.sign(ctx, key, req, payloadHash, service, region, signingTime, &opts, true, keepCanonical)
 	if err != nil {
-		return "", nil, err
+		return Signed{}, err
 	}
-	signedHeaders = make(http.Header, len(headers))
-	for _, h := range headers {
-		k := textproto.CanonicalMIMEHeaderKey(h.name)
-		signedHeaders[k] = append(signedHeaders[k], h.values...)
+	return Signed{SignedHeaders: parts.signedNames, CanonicalRequest: parts.canonical,
+		Header: headerOf(parts.headers), URL: req.URL.String()}, nil
+}
+
+func headerOf(headers []canonicalHeader) http.Header {
+	h := make(http.Header, len(headers))
+	for _, c := range headers {
+		k := textproto.CanonicalMIMEHeaderKey(c.name)
+		h[k] = append(h[k], c.values...)
 	}
-	return req.URL.String(), signedHeaders, nil
+	return h
 }
 
 func (s *Signer) sign(ctx context.Context, key awshmac.Key, r *http.Request, payloadHash, service, region string,
-	signingTime time.Time, opts *SignerOptions, presign bool) ([]canonicalHeader, error) {
+	signingTime time.Time, opts *SignerOptions, presign, keepCanonical bool) (signedParts, error) {
 	if key == nil {
-		return nil, errors.New("sigv4: no key")
+		return signedParts{}, errors.New("sigv4: no key")
 	}
 	t := signingTime.UTC()
 	var dateBuf [16]byte
@@ -124,7 +170,7 @@ func (s *Signer) sign(ctx context.Context, key awshmac.Key, r *http.Request, pay
 	// Ask for the signing key first, so a key-store failure leaves r as it was.
 	signingKey, err := s.cache.signingKey(ctx, key, shortDate, region, service)
 	if err != nil {
-		return nil, err
+		return signedParts{}, err
 	}
 
 	b := canonicalizer{
@@ -138,5 +184,5 @@ func (s *Signer) sign(ctx context.Context, key awshmac.Key, r *http.Request, pay
 		presign:     presign,
 		opts:        opts,
 	}
-	return b.build(signingKey), nil
+	return b.build(signingKey, keepCanonical), nil
 }

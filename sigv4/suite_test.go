@@ -228,3 +228,37 @@ func expectedHeader(t *testing.T, name, header string) string {
 	t.Fatalf("%s: no %s header in header-signed-request.txt", name, header)
 	return ""
 }
+
+// SignRequest and PresignRequest return the canonical request the suite
+// expects and the SignedHeaders their signature names.
+func TestSignRequestReturnsWhatItSigned(t *testing.T) {
+	for _, c := range loadSuite(t) {
+		t.Run(c.name, func(t *testing.T) {
+			key := awshmac.NewStaticKey(c.ctx.Credentials.AccessKeyID, c.ctx.Credentials.SecretAccessKey)
+			s := NewSigner()
+			r, payloadHash, opts := c.request(t, false)
+			signed, err := s.SignRequest(context.Background(), key, r, payloadHash, c.ctx.Service, c.ctx.Region, c.ctx.Timestamp, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := readFile(t, suiteDir, c.name, "header-canonical-request.txt"); signed.CanonicalRequest != want {
+				t.Errorf("canonical request:\n got %q\nwant %q", signed.CanonicalRequest, want)
+			}
+			if !strings.Contains(r.Header.Get("Authorization"), "SignedHeaders="+signed.SignedHeaders+",") {
+				t.Errorf("SignedHeaders %q not the Authorization header's %q", signed.SignedHeaders, r.Header.Get("Authorization"))
+			}
+			r, payloadHash, opts = c.request(t, true)
+			pre, err := s.PresignRequest(context.Background(), key, r, payloadHash, c.ctx.Service, c.ctx.Region, c.ctx.Timestamp, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := readFile(t, suiteDir, c.name, "query-canonical-request.txt"); pre.CanonicalRequest != want {
+				t.Errorf("presign canonical request:\n got %q\nwant %q", pre.CanonicalRequest, want)
+			}
+			wantSig := readFile(t, suiteDir, c.name, "query-signature.txt")
+			if !strings.HasSuffix(pre.URL, "&X-Amz-Signature="+wantSig) {
+				t.Errorf("presigned URL %q, want signature %s", pre.URL, wantSig)
+			}
+		})
+	}
+}

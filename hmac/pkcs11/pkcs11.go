@@ -19,6 +19,8 @@ import (
 	"sync"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 )
 
 var errKeyClosed = errors.New("pkcs11: key closed")
@@ -69,8 +71,14 @@ type Key struct {
 	available chan struct{} // signalled when a pooled session is returned or dropped
 }
 
+var _ hmac.Key = (*Key)(nil)
+
 // Open finds an existing key, imported by Import or by the token's own tools.
-func Open(cfg Config, accessKeyID string) (*Key, error) {
+// Loading the module and logging in are not cancellable: ctx is checked first.
+func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	k, err := newKey(cfg, accessKeyID)
 	if err != nil {
 		return nil, err
@@ -236,7 +244,16 @@ func (k *Key) KeyID() []byte {
 	return append([]byte(nil), k.keyID...)
 }
 
-// KeyIdentity names module, token, and key; see hmac.Identified. Replacing
+// Reference is what locates the key on its token again: the token and the
+// key's label and id. It holds no PIN.
+func (k *Key) Reference() Config {
+	c := k.cfg
+	c.PIN = ""
+	c.KeyID = k.KeyID()
+	return c
+}
+
+// KeyIdentity names module, token, and key; see hmac.Key. Replacing
 // the key under the same label and id requires deleting it first, which the
 // plugin treats as a configuration change.
 func (k *Key) KeyIdentity() string {
@@ -430,7 +447,10 @@ func (k *Key) storeError(op string, err error) error {
 // Import creates the key on the token: CKO_SECRET_KEY, CKK_GENERIC_SECRET,
 // CKA_SIGN only, sensitive, not extractable, a token object, holding
 // K = "AWS4"+secret. It refuses if a key with the label or id exists.
-func Import(cfg Config, accessKeyID, secret string) (*Key, error) {
+func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if secret == "" {
 		return nil, errors.New("pkcs11: no secret")
 	}
@@ -469,7 +489,7 @@ func (k *Key) create(secret string) error {
 			return err
 		}
 		if len(objs) > 0 {
-			return fmt.Errorf("pkcs11: a key with %s already exists on token %q; delete it or choose another", p.describe(), k.cfg.TokenLabel)
+			return fmt.Errorf("pkcs11: a key with %s already exists on token %q; delete it or choose another: %w", p.describe(), k.cfg.TokenLabel, hmac.ErrKeyExists)
 		}
 	}
 	value := []byte("AWS4" + secret)

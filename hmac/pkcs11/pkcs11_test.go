@@ -2,12 +2,14 @@ package pkcs11_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/miekg/pkcs11"
 
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 	p11 "github.com/awshmac/vault-plugin-aws-hmac/hmac/pkcs11"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
@@ -21,7 +23,7 @@ func setup(t *testing.T) (*testenv.SoftHSM, p11.Config) {
 
 func importKey(t *testing.T, cfg p11.Config) *p11.Key {
 	t.Helper()
-	k, err := p11.Import(cfg, keytest.AccessKeyID, keytest.Secret)
+	k, err := p11.Import(context.Background(), cfg, keytest.AccessKeyID, keytest.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestImportAndSign(t *testing.T) {
 	keytest.NoSecretIn(t, "the key reference", []byte(cfg.KeyLabel+string(k.KeyID())+k.KeyIdentity()))
 
 	// Open by reference only, as the plugin does after a restart.
-	opened, err := p11.Open(p11.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN, KeyLabel: cfg.KeyLabel, KeyID: k.KeyID()}, keytest.AccessKeyID)
+	opened, err := p11.Open(context.Background(), p11.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN, KeyLabel: cfg.KeyLabel, KeyID: k.KeyID()}, keytest.AccessKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +143,8 @@ func walkFiles(t *testing.T, path string) {
 func TestImportRefusesExistingLabel(t *testing.T) {
 	_, cfg := setup(t)
 	importKey(t, cfg)
-	_, err := p11.Import(cfg, keytest.AccessKeyID, "another-secret-another-secret-another-sec")
-	if err == nil || !strings.Contains(err.Error(), "already exists") {
+	_, err := p11.Import(context.Background(), cfg, keytest.AccessKeyID, "another-secret-another-secret-another-sec")
+	if !errors.Is(err, hmac.ErrKeyExists) || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("second import: %v", err)
 	}
 }
@@ -173,7 +175,7 @@ func TestOpenKeyCreatedByOtherTool(t *testing.T) {
 		withRawSession(t, hsm, func(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle) { createVendorKey(t, ctx, sh, label) })
 	}
 	create("vendor-key")
-	k, err := p11.Open(p11.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN, KeyLabel: "vendor-key"}, keytest.AccessKeyID)
+	k, err := p11.Open(context.Background(), p11.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN, KeyLabel: "vendor-key"}, keytest.AccessKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,7 @@ func TestOpenKeyCreatedByOtherTool(t *testing.T) {
 	k.Close()
 
 	create("vendor-key") // a duplicate label
-	if _, err := p11.Open(p11.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN, KeyLabel: "vendor-key"}, keytest.AccessKeyID); err == nil || !strings.Contains(err.Error(), "more than one") {
+	if _, err := p11.Open(context.Background(), p11.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: cfg.PIN, KeyLabel: "vendor-key"}, keytest.AccessKeyID); err == nil || !strings.Contains(err.Error(), "more than one") {
 		t.Fatalf("duplicate labels: %v", err)
 	}
 }
@@ -202,7 +204,7 @@ func TestClearErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := p11.Open(tt.cfg, keytest.AccessKeyID)
+			_, err := p11.Open(context.Background(), tt.cfg, keytest.AccessKeyID)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/tink-crypto/tink-go-awskms/v3/integration/awskms"
@@ -31,6 +32,8 @@ import (
 	tinkhmac "github.com/tink-crypto/tink-go/v2/mac/hmac"
 	"github.com/tink-crypto/tink-go/v2/secretdata"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 )
 
 // LocalKEKScheme names a KEK kept in a cleartext keyset file: development only.
@@ -129,12 +132,16 @@ func NewLocalKEK(path string) error {
 	return os.WriteFile(path, buf.Bytes(), 0o600)
 }
 
+var _ hmac.Key = (*Key)(nil)
+
 // Key is an AWS access key whose secret is a KEK-encrypted Tink keyset.
 type Key struct {
 	accessKeyID string
-	mac         tink.MAC
 	keyset      []byte
 	identity    string
+
+	mu  sync.RWMutex // Close waits for HMACs in flight
+	mac tink.MAC
 }
 
 func newKey(accessKeyID string, mac tink.MAC, keyset []byte, kekURI string) *Key {
@@ -150,7 +157,7 @@ func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, 
 		return nil, errors.New("tink: access key ID and secret are required")
 	}
 	if len(cfg.Keyset) > 0 {
-		return nil, errors.New("tink: the configuration already holds a keyset; import into an empty one")
+		return nil, fmt.Errorf("tink: the configuration already holds a keyset; import into an empty one: %w", hmac.ErrKeyExists)
 	}
 	kek, err := cfg.kek(ctx)
 	if err != nil {
@@ -220,7 +227,7 @@ func (k *Key) AccessKeyID() string { return k.accessKeyID }
 // Reference returns the encrypted keyset to store.
 func (k *Key) Reference() []byte { return append([]byte(nil), k.keyset...) }
 
-// KeyIdentity names the keyset by a hash of its ciphertext; see hmac.Identified.
+// KeyIdentity names the keyset by a hash of its ciphertext; see hmac.Key.
 func (k *Key) KeyIdentity() string { return k.identity }
 
 // HMAC computes HMAC-SHA256 of msg with the keyset.
@@ -231,12 +238,16 @@ func (k *Key) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
 	if msg == nil {
 		msg = []byte{}
 	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
 	return k.mac.ComputeMAC(msg)
 }
 
-// Close drops the keyset from the Key.
+// Close drops the keyset from the Key; HMACs after it fail.
 func (k *Key) Close() error {
+	k.mu.Lock()
 	k.mac = closedMAC{}
+	k.mu.Unlock()
 	return nil
 }
 

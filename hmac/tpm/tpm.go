@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 )
 
 // maxBuffer is TPM2B_MAX_BUFFER in the reference profile: longer messages
@@ -41,6 +43,8 @@ type Config struct {
 	// Open opens the transport; nil uses Open(Device). Tests pass the simulator.
 	Open func() (transport.TPMCloser, error)
 }
+
+var _ hmac.Key = (*Key)(nil)
 
 // Key is an AWS access key whose secret is a keyed-hash object in a TPM.
 type Key struct {
@@ -234,7 +238,10 @@ func (k *Key) disconnect() {
 // Import creates K = "AWS4"+secret in the TPM under the parent, inside an
 // encrypted session, and returns the key. Its Config then holds the blobs
 // (or the persistent handle) and the parent's name: the reference to store.
-func Import(cfg Config, accessKeyID, secret string) (*Key, error) {
+func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if accessKeyID == "" || secret == "" {
 		return nil, errors.New("tpm: access key ID and secret are required")
 	}
@@ -254,7 +261,7 @@ func Import(cfg Config, accessKeyID, secret string) (*Key, error) {
 func (k *Key) create(value []byte) error {
 	if k.cfg.PersistentHandle != 0 {
 		if _, err := (tpm2.ReadPublic{ObjectHandle: tpm2.TPMHandle(k.cfg.PersistentHandle)}).Execute(k.conn); err == nil {
-			return fmt.Errorf("tpm: persistent handle 0x%x is already taken", k.cfg.PersistentHandle)
+			return fmt.Errorf("tpm: persistent handle 0x%x is already taken: %w", k.cfg.PersistentHandle, hmac.ErrKeyExists)
 		}
 	}
 	policy, err := k.policyDigest()
@@ -303,7 +310,10 @@ func (k *Key) create(value []byte) error {
 }
 
 // Open returns a key from its reference and checks that the TPM can use it.
-func Open(cfg Config, accessKeyID string) (*Key, error) {
+func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if accessKeyID == "" {
 		return nil, errors.New("tpm: no access key ID")
 	}
@@ -366,7 +376,7 @@ func (k *Key) Reference() Config {
 	return c
 }
 
-// KeyIdentity names the key by its public area; see hmac.Identified.
+// KeyIdentity names the key by its public area; see hmac.Key.
 func (k *Key) KeyIdentity() string { return k.identity }
 
 func identityOf(cfg Config) string {

@@ -3,6 +3,7 @@ package tpm_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,7 @@ func swtpmConfig(t *testing.T) (*testenv.SWTPM, tpm.Config) {
 
 func importKey(t *testing.T, cfg tpm.Config) *tpm.Key {
 	t.Helper()
-	k, err := tpm.Import(cfg, keytest.AccessKeyID, keytest.Secret)
+	k, err := tpm.Import(context.Background(), cfg, keytest.AccessKeyID, keytest.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestImportOpenAndSign(t *testing.T) {
 	}
 
 	ref.Password = cfg.Password
-	opened, err := tpm.Open(ref, keytest.AccessKeyID)
+	opened, err := tpm.Open(context.Background(), ref, keytest.AccessKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,13 +122,13 @@ func TestPersistentHandle(t *testing.T) {
 	if ref := k.Reference(); ref.PersistentHandle != cfg.PersistentHandle {
 		t.Fatalf("reference handle 0x%x", ref.PersistentHandle)
 	}
-	opened, err := tpm.Open(tpm.Config{Device: cfg.Device, PersistentHandle: cfg.PersistentHandle, Password: cfg.Password}, keytest.AccessKeyID)
+	opened, err := tpm.Open(context.Background(), tpm.Config{Device: cfg.Device, PersistentHandle: cfg.PersistentHandle, Password: cfg.Password}, keytest.AccessKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keytest.CheckSuite(t, opened)
 	opened.Close()
-	if _, err := tpm.Import(cfg, keytest.AccessKeyID, keytest.Secret); err == nil || !strings.Contains(err.Error(), "already taken") {
+	if _, err := tpm.Import(context.Background(), cfg, keytest.AccessKeyID, keytest.Secret); !errors.Is(err, hmac.ErrKeyExists) || !strings.Contains(err.Error(), "already taken") {
 		t.Fatalf("second import at the same handle: %v", err)
 	}
 	k.Close()
@@ -155,7 +156,7 @@ func TestClearErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := tpm.Open(tt.cfg, keytest.AccessKeyID)
+			_, err := tpm.Open(context.Background(), tt.cfg, keytest.AccessKeyID)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
@@ -170,7 +171,7 @@ func TestWrongPassword(t *testing.T) {
 	_, cfg := swtpmConfig(t)
 	ref := importKey(t, cfg).Reference()
 	ref.Password = "not-the-auth-value"
-	k, err := tpm.Open(ref, keytest.AccessKeyID)
+	k, err := tpm.Open(context.Background(), ref, keytest.AccessKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestOpenKeyImportedWithTPM2Tools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := tpm.Open(tpm.Config{Device: "tcp://" + sw.Addr, Parent: 0x81000001, Password: "tools-pass", Public: pub, Private: priv}, keytest.AccessKeyID)
+	k, err := tpm.Open(context.Background(), tpm.Config{Device: "tcp://" + sw.Addr, Parent: 0x81000001, Password: "tools-pass", Public: pub, Private: priv}, keytest.AccessKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 
 	"github.com/tink-crypto/tink-go/v2/kwp/subtle"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 )
 
 // Import creates the transit key cfg.Name of type hmac holding
@@ -31,7 +33,7 @@ func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, 
 		return nil, k.storeError("read key", err)
 	}
 	if existing != nil {
-		return nil, fmt.Errorf("transit: key %q already exists on mount %q; import a new version instead", k.name, k.mount)
+		return nil, fmt.Errorf("transit: key %q already exists on mount %q; import a new version instead: %w", k.name, k.mount, hmac.ErrKeyExists)
 	}
 	if err := k.importK(ctx, "/import", secret, map[string]any{
 		"type":                   "hmac",

@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 )
 
 // Config locates a transit key and the Vault that holds it.
@@ -40,6 +42,10 @@ func (c *Config) mount() string {
 	}
 	return strings.Trim(c.Mount, "/")
 }
+
+// NewClient returns the Vault API client a Key made from cfg uses: for
+// callers that look after its token (lookup, renewal).
+func NewClient(cfg Config) (*api.Client, error) { return cfg.client() }
 
 func (c *Config) client() (*api.Client, error) {
 	if c.Client != nil {
@@ -67,6 +73,8 @@ func (c *Config) client() (*api.Client, error) {
 	}
 	return client, nil
 }
+
+var _ hmac.Key = (*Key)(nil)
 
 // Key is an AWS access key whose secret is a transit hmac key.
 type Key struct {
@@ -162,6 +170,17 @@ func (k *Key) read(ctx context.Context) (keyInfo, error) {
 // AccessKeyID returns the AWS access key ID.
 func (k *Key) AccessKeyID() string { return k.accessKeyID }
 
+// Reference names the key in transit: its mount, name and the version in use.
+type Reference struct {
+	Mount, Name string
+	Version     int
+}
+
+// Reference returns where the key lives and the version HMACs use.
+func (k *Key) Reference() Reference {
+	return Reference{Mount: k.mount, Name: k.name, Version: k.Version()}
+}
+
 // Version is the key version HMACs use.
 func (k *Key) Version() int {
 	k.mu.RLock()
@@ -169,7 +188,7 @@ func (k *Key) Version() int {
 	return k.version
 }
 
-// KeyIdentity names the Vault, mount, key and version; see hmac.Identified.
+// KeyIdentity names the Vault, mount, key and version; see hmac.Key.
 func (k *Key) KeyIdentity() string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()

@@ -2,6 +2,7 @@ package transit_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -52,7 +53,7 @@ func TestImportSignAndNeverExport(t *testing.T) {
 	}
 	keytest.CheckSuite(t, opened)
 
-	if _, err := transit.Import(ctx, transit.Config{Client: v.Client, Name: "aws"}, keytest.AccessKeyID, keytest.Secret); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := transit.Import(ctx, transit.Config{Client: v.Client, Name: "aws"}, keytest.AccessKeyID, keytest.Secret); !errors.Is(err, hmac.ErrKeyExists) || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("second import: %v", err)
 	}
 }

@@ -33,6 +33,9 @@ func accessDenied(format string, args ...any) *apiError {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.wait(r) {
+		return
+	}
 	body, err := readBody(r)
 	if err != nil {
 		writeError(w, &apiError{400, "MalformedInput", "unreadable body"}, stsNamespace)

@@ -80,6 +80,7 @@ type Server struct {
 	now     func() time.Time
 	region  string
 	refused int
+	frozen  chan struct{} // while non-nil, requests wait for it to close
 }
 
 // New starts a server on 127.0.0.1. Close it when done.
@@ -95,8 +96,48 @@ func New() *Server {
 	return s
 }
 
-// Close stops the server.
-func (s *Server) Close() { s.srv.Close() }
+// Close stops the server, releasing any frozen request first.
+func (s *Server) Close() {
+	s.Thaw()
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// Freeze makes the server accept requests but not answer them until Thaw
+// (or until the client gives up): an STS that has stopped answering.
+func (s *Server) Freeze() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.frozen == nil {
+		s.frozen = make(chan struct{})
+	}
+}
+
+// Thaw lets frozen requests, and later ones, through.
+func (s *Server) Thaw() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.frozen != nil {
+		close(s.frozen)
+		s.frozen = nil
+	}
+}
+
+// wait holds a request while the server is frozen; false if the client left.
+func (s *Server) wait(r *http.Request) bool {
+	s.mu.Lock()
+	frozen := s.frozen
+	s.mu.Unlock()
+	if frozen == nil {
+		return true
+	}
+	select {
+	case <-frozen:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
 
 // SetClock replaces the server's clock, for expiry and skew tests.
 func (s *Server) SetClock(now func() time.Time) {

@@ -1,0 +1,193 @@
+package awshmac
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
+	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
+)
+
+// defaultRefreshInterval is how often a key that can change behind the
+// plugin's back (a transit key's latest version) is reread.
+const defaultRefreshInterval = time.Minute
+
+// engine is everything one config opens: the key, its signer with the
+// derived-key cache, the STS client, and the goroutines that keep the key
+// fresh and its tokens alive. It is built in one place (newEngine),
+// installed atomically, and closed only after the last request using it
+// has released it.
+type engine struct {
+	cfg    *pluginConfig
+	key    storeKey
+	signer *sigv4.Signer
+	sts    *sts.Client
+	tokens []*tokenWatch
+	stop   context.CancelFunc
+
+	mu      sync.Mutex
+	users   int
+	retired bool
+}
+
+// refresher is a key whose version can change in its store.
+type refresher interface {
+	Refresh(ctx context.Context) error
+}
+
+// newEngine builds the engine for cfg around an opened key; it takes
+// ownership of key.
+func (b *backend) newEngine(cfg *pluginConfig, key storeKey) (*engine, error) {
+	signer := sigv4.NewSigner()
+	client, err := stscreds.NewSTSClient(stscreds.Config{
+		Key: key, Signer: signer, Region: cfg.stsRegion(), Endpoint: cfg.STSEndpoint,
+		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries,
+	})
+	if err != nil {
+		_ = key.Close()
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	e := &engine{cfg: cfg, key: key, signer: signer, sts: client, stop: stop}
+	for _, t := range cfg.store.vaultTokens() {
+		w := &tokenWatch{field: t.field, logger: b.Logger()}
+		e.tokens = append(e.tokens, w)
+		if c, err := t.client(); err == nil {
+			go w.run(ctx, c)
+		} else {
+			w.report("cannot make a client: "+err.Error(), true)
+		}
+	}
+	if r, ok := key.(reportingKey).storeKey.(refresher); ok {
+		go e.refreshEvery(ctx, r, b.refreshInterval)
+	}
+	return e, nil
+}
+
+// refreshEvery rereads the key's version, so a version imported behind the
+// plugin's back is used within one interval.
+func (e *engine) refreshEvery(ctx context.Context, r refresher, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = r.Refresh(ctx) // a failure shows on the next HMAC
+		}
+	}
+}
+
+// acquire marks a request using the engine; false once it is retired.
+func (e *engine) acquire() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.retired {
+		return false
+	}
+	e.users++
+	return true
+}
+
+func (e *engine) release() {
+	e.mu.Lock()
+	e.users--
+	last := e.retired && e.users == 0
+	e.mu.Unlock()
+	if last {
+		e.close()
+	}
+}
+
+// retire stops new requests from using the engine; it closes once the
+// requests in flight have released it.
+func (e *engine) retire() {
+	e.mu.Lock()
+	already := e.retired
+	e.retired = true
+	last := !already && e.users == 0
+	e.mu.Unlock()
+	e.stop()
+	if last {
+		e.close()
+	}
+}
+
+func (e *engine) close() {
+	e.signer.Forget()
+	_ = e.key.Close()
+}
+
+// tokenStatus is the engine's tokens' part of the config read.
+func (e *engine) tokenStatus() map[string]any {
+	out := map[string]any{}
+	for _, w := range e.tokens {
+		maps.Copy(out, w.status())
+	}
+	return out
+}
+
+// withEngine runs fn with the engine the stored config names, building it
+// on first use; the engine stays open until fn returns.
+func (b *backend) withEngine(ctx context.Context, s logical.Storage, fn func(*engine) error) error {
+	for {
+		if e := b.current.Load(); e != nil {
+			if !e.acquire() {
+				continue // replaced meanwhile: take the new one
+			}
+			defer e.release()
+			return fn(e)
+		}
+		if err := b.buildEngine(ctx, s); err != nil {
+			return err
+		}
+	}
+}
+
+// buildEngine opens the configured key and installs its engine, unless
+// another request did so first.
+func (b *backend) buildEngine(ctx context.Context, s logical.Storage) error {
+	b.configLock.Lock()
+	defer b.configLock.Unlock()
+	if b.current.Load() != nil {
+		return nil
+	}
+	gen := b.generation.Load()
+	cfg, err := b.config(ctx, s)
+	if err != nil {
+		return err
+	}
+	if cfg == nil {
+		return errNotConfigured
+	}
+	key, err := openStoreKey(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	e, err := b.newEngine(cfg, key)
+	if err != nil {
+		return err
+	}
+	b.cacheLock.Lock()
+	defer b.cacheLock.Unlock()
+	if b.generation.Load() != gen {
+		e.retire() // the config changed while we opened: build again
+		return nil
+	}
+	b.current.Store(e)
+	return nil
+}
+
+// install makes e the engine and retires the one it replaces; nil only
+// retires.
+func (b *backend) install(e *engine) {
+	if old := b.current.Swap(e); old != nil {
+		old.retire()
+	}
+}

@@ -1,0 +1,125 @@
+package awshmac
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func TestConfigBadInput(t *testing.T) {
+	e := newTestEnv(t)
+	base := e.baseConfig()
+	tests := []struct {
+		name      string
+		data      map[string]any
+		wantField string
+	}{
+		{"no access key", with(base, "access_key", nil), "access_key"},
+		{"access key with spaces", with(base, "access_key", "AKID EXAMPLE"), "access_key"},
+		{"short access key", with(base, "access_key", "AK"), "access_key"},
+		{"unknown store", with(base, "key_store", "vaultish"), "key_store"},
+		{"bad region", with(base, "region", "europe"), "region"},
+		{"bad sts region", with(base, "sts_region", "EU_WEST"), "sts_region"},
+		{"bad sts endpoint", with(base, "sts_endpoint", "ftp://x"), "sts_endpoint"},
+		{"relative iam endpoint", with(base, "iam_endpoint", "/iam"), "iam_endpoint"},
+		{"retries", with(base, "max_retries", 99), "max_retries"},
+		{"short secret", with(base, "secret_key", "short"), "secret_key"},
+		{"transit without address", with(base, "key_store", "transit", "transit_token", "x"), "transit_address"},
+		{"transit without token", with(base, "key_store", "transit", "transit_address", "http://127.0.0.1:1"), "transit_token"},
+		{"transit negative version", with(base, "key_store", "transit", "transit_address", "http://127.0.0.1:1", "transit_token", "x", "transit_key_version", -1), "transit_key_version"},
+		{"pkcs11 without module", with(base, "key_store", "pkcs11", "pkcs11_token_label", "t", "pkcs11_pin", "1"), "pkcs11_module"},
+		{"pkcs11 without token", with(base, "key_store", "pkcs11", "pkcs11_module", "/x.so", "pkcs11_pin", "1"), "pkcs11_token_label"},
+		{"pkcs11 without pin", with(base, "key_store", "pkcs11", "pkcs11_module", "/x.so", "pkcs11_token_label", "t"), "pkcs11_pin"},
+		{"pkcs11 bad key id", with(base, "key_store", "pkcs11", "pkcs11_module", "/x.so", "pkcs11_token_label", "t", "pkcs11_pin", "1", "pkcs11_key_id", "xyz"), "pkcs11_key_id"},
+		{"pkcs11 sessions", with(base, "key_store", "pkcs11", "pkcs11_module", "/x.so", "pkcs11_token_label", "t", "pkcs11_pin", "1", "pkcs11_max_sessions", 5000), "pkcs11_max_sessions"},
+		{"tpm device", with(base, "key_store", "tpm", "tpm_device", "localhost:2321"), "tpm_device"},
+		{"tpm handle not hex", with(base, "key_store", "tpm", "tpm_persistent_handle", "zz"), "tpm_persistent_handle"},
+		{"tpm handle range", with(base, "key_store", "tpm", "tpm_persistent_handle", "0x01000000"), "tpm_persistent_handle"},
+		{"tpm parent range", with(base, "key_store", "tpm", "tpm_parent_handle", "0x40000001"), "tpm_parent_handle"},
+		{"tpm pcr out of range", with(base, "key_store", "tpm", "tpm_pcrs", "24"), "tpm_pcrs"},
+		{"tpm public not base64", with(base, "key_store", "tpm", "tpm_public", "***"), "tpm_public"},
+		{"tink without kek", with(base, "tink_kek_uri", ""), "tink_kek_uri"},
+		{"tink hcvault without token", with(base, "tink_kek_uri", "hcvault://127.0.0.1:1/transit/keys/k", "tink_vault_address", "http://127.0.0.1:1"), "tink_vault_token"},
+		{"wrong secret fails verification", with(base, "secret_key", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYWRONGWRONG"), "SignatureDoesNotMatch"},
+		{"unknown access key fails verification", with(base, "access_key", "AKIDUNKNOWNKEY0000"), "InvalidClientTokenId"},
+		{"existing key not found", with(base, "secret_key", nil, "tink_keyset", `{"encryptedKeyset":"AAAA"}`), "tink"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := e.request(t, logical.UpdateOperation, "config", tt.data)
+			if err != nil {
+				t.Fatalf("error instead of a 400: %v", err)
+			}
+			if resp == nil || !resp.IsError() {
+				t.Fatalf("accepted: %v", resp)
+			}
+			if msg := resp.Error().Error(); !strings.Contains(msg, tt.wantField) {
+				t.Fatalf("message %q does not name %s", msg, tt.wantField)
+			}
+			if keys := storageKeys(t, e.storage); len(keys) != 0 {
+				t.Fatalf("stored %v", keys)
+			}
+		})
+	}
+}
+
+func TestConfigReadUpdateDelete(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	resp, err := e.request(t, logical.ReadOperation, "config", nil)
+	if err != nil || resp == nil {
+		t.Fatal(err)
+	}
+	for _, f := range writeOnlyFields() {
+		if _, ok := resp.Data[f]; ok {
+			t.Errorf("read returned write-only field %s", f)
+		}
+	}
+	if resp.Data["access_key"] != keytest.AccessKeyID || resp.Data["region"] != "eu-west-3" || resp.Data["tink_keyset"] == "" {
+		t.Fatalf("read: %v", resp.Data)
+	}
+	keyset := resp.Data["tink_keyset"].(string)
+
+	// A partial update keeps everything else, including the imported key.
+	e.mustWrite(t, "config", map[string]any{"region": "us-west-2"})
+	resp, _ = e.request(t, logical.ReadOperation, "config", nil)
+	if resp.Data["region"] != "us-west-2" || resp.Data["tink_keyset"] != keyset || resp.Data["tink_kek_uri"] == "" {
+		t.Fatalf("partial update changed other fields: %v", resp.Data)
+	}
+
+	// Neither storage nor any response holds the secret or K.
+	for _, k := range storageKeys(t, e.storage) {
+		entry, _ := e.storage.Get(context.Background(), k)
+		keytest.NoSecretIn(t, "storage "+k, entry.Value)
+	}
+
+	if _, err := e.request(t, logical.DeleteOperation, "config", nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = e.request(t, logical.ReadOperation, "config", nil)
+	if resp != nil {
+		t.Fatalf("config after delete: %v", resp)
+	}
+}
+
+func TestConfigWriteDropsCachedKey(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	first := e.engine(t)
+	e.mustWrite(t, "roles/s", map[string]any{"credential_type": "session_token"})
+	e.mustWrite(t, "config", map[string]any{"region": "us-west-2", "skip_verification": true})
+	second := e.engine(t)
+	if first == second || first.signer == second.signer {
+		t.Fatal("config write kept the old engine and its derived keys")
+	}
+	if !first.retired {
+		t.Fatal("the replaced engine was not retired")
+	}
+	e.b.invalidate(context.Background(), "config")
+	if third := e.engine(t); third == second {
+		t.Fatal("Invalidate kept the old engine")
+	}
+}

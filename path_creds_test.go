@@ -1,0 +1,146 @@
+package awshmac
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/ststest"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func callerIdentity(t *testing.T, peer *ststest.Server, data map[string]any) string {
+	t.Helper()
+	client := sts.New(sts.Options{
+		Region: "eu-west-3", BaseEndpoint: aws.String(peer.URL),
+		Credentials: credentials.NewStaticCredentialsProvider(data["access_key"].(string), data["secret_key"].(string), data["session_token"].(string)),
+	})
+	out, err := client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatalf("minted credentials refused: %v", err)
+	}
+	return aws.ToString(out.Arn)
+}
+
+func TestCredsEveryType(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token", "default_sts_ttl": "2h"})
+	e.mustWrite(t, "roles/session-mfa", map[string]any{"credential_type": "session_token", "mfa_serial_number": "arn:aws:iam::123456789012:mfa/vault"})
+	e.mustWrite(t, "roles/deploy", map[string]any{"credential_type": "assumed_role", "role_arns": testRoleARN, "max_sts_ttl": "4h",
+		"session_tags": "team=platform", "transitive_tag_keys": "team", "policy_arns": "arn:aws:iam::aws:policy/ReadOnlyAccess",
+		"policy_document": `{"Version": "2012-10-17", "Statement": []}`, "source_identity": "vault"})
+	e.mustWrite(t, "roles/fed", map[string]any{"credential_type": "federation_token", "policy_arns": "arn:aws:iam::aws:policy/ReadOnlyAccess"})
+	tests := []struct {
+		path     string
+		data     map[string]any
+		wantARN  string
+		wantLife time.Duration
+	}{
+		{"creds/session", nil, "arn:aws:iam::123456789012:user/vault", 2 * time.Hour},
+		{"sts/session", map[string]any{"ttl": "30m"}, "arn:aws:iam::123456789012:user/vault", 30 * time.Minute},
+		{"creds/session-mfa", map[string]any{"mfa_code": "123456"}, "arn:aws:iam::123456789012:user/vault", time.Hour},
+		{"creds/deploy", map[string]any{"role_session_name": "app-1", "ttl": "3h"}, "arn:aws:sts::123456789012:assumed-role/deploy/app-1", 3 * time.Hour},
+		{"creds/fed", map[string]any{"role_session_name": "app-2"}, "arn:aws:sts::123456789012:federated-user/app-2", time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			var op logical.Operation = logical.ReadOperation
+			if tt.data != nil {
+				op = logical.UpdateOperation
+			}
+			resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: op, Path: tt.path, Data: tt.data, Storage: e.storage, DisplayName: "token-app"})
+			if err != nil || resp == nil || resp.IsError() {
+				t.Fatalf("%v %v", err, resp)
+			}
+			d := resp.Data
+			if d["session_token"] != d["security_token"] || d["session_token"] == "" {
+				t.Fatal("session_token and security_token differ or are empty")
+			}
+			if resp.Secret == nil || resp.Secret.Renewable {
+				t.Fatal("no lease, or a renewable one")
+			}
+			if resp.Secret.TTL < tt.wantLife-time.Minute || resp.Secret.TTL > tt.wantLife {
+				t.Fatalf("lease %v, want about %v", resp.Secret.TTL, tt.wantLife)
+			}
+			if exp, err := time.Parse(time.RFC3339, d["expiration"].(string)); err != nil || time.Until(exp) > tt.wantLife+time.Minute {
+				t.Fatalf("expiration %v", d["expiration"])
+			}
+			if got := callerIdentity(t, e.peer, d); got != tt.wantARN {
+				t.Fatalf("credentials are %s, want %s", got, tt.wantARN)
+			}
+			if strings.HasPrefix(tt.path, "creds/deploy") || strings.HasPrefix(tt.path, "creds/fed") {
+				if d["arn"] != tt.wantARN {
+					t.Fatalf("arn %v", d["arn"])
+				}
+			}
+		})
+	}
+}
+
+func TestCredsBadInput(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/deploy", map[string]any{"credential_type": "assumed_role", "role_arns": testRoleARN, "max_sts_ttl": "2h"})
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	e.mustWrite(t, "roles/mfa", map[string]any{"credential_type": "session_token", "mfa_serial_number": "arn:aws:iam::123456789012:mfa/vault"})
+	e.mustWrite(t, "roles/fed", map[string]any{"credential_type": "federation_token"})
+	e.mustWrite(t, "roles/ghost", map[string]any{"credential_type": "assumed_role", "role_arns": "arn:aws:iam::123456789012:role/ghost"})
+	tests := []struct {
+		path      string
+		data      map[string]any
+		wantField string
+	}{
+		{"creds/nope", nil, "name"},
+		{"creds/deploy", map[string]any{"ttl": "3h"}, "ttl"},
+		{"creds/deploy", map[string]any{"ttl": "5m"}, "ttl"},
+		{"creds/deploy", map[string]any{"role_arn": "arn:aws:iam::123456789012:role/other"}, "role_arn"},
+		{"creds/deploy", map[string]any{"role_session_name": "bad name!"}, "role_session_name"},
+		{"creds/session", map[string]any{"role_arn": testRoleARN}, "role_arn"},
+		{"creds/session", map[string]any{"role_session_name": "x1"}, "role_session_name"},
+		{"creds/session", map[string]any{"mfa_code": "123456"}, "mfa_code"},
+		{"creds/mfa", nil, "mfa_code"},
+		{"creds/mfa", map[string]any{"mfa_code": "12ab56"}, "mfa_code"},
+		{"creds/mfa", map[string]any{"mfa_code": "000000"}, "AccessDenied"},
+		{"creds/fed", map[string]any{"role_session_name": strings.Repeat("n", 40)}, "role_session_name"},
+		{"creds/ghost", nil, "AccessDenied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			before := len(storageKeys(t, e.storage))
+			resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: tt.path, Data: tt.data, Storage: e.storage})
+			if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), tt.wantField) {
+				t.Fatalf("got %v %v, want a 400 naming %s", err, resp, tt.wantField)
+			}
+			if after := len(storageKeys(t, e.storage)); after != before {
+				t.Fatal("a failed request stored something")
+			}
+		})
+	}
+}
+
+func TestKeyStoreOutageIs503(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	e.b.dropConfig()
+	if err := os.Rename(e.kekPath, e.kekPath+".away"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.request(t, logical.ReadOperation, "creds/session", nil)
+	if status(resp, err) != http.StatusServiceUnavailable || !strings.Contains(errText(resp, err), "tink") {
+		t.Fatalf("got %v %v, want 503 naming the tink store", err, resp)
+	}
+	if err := os.Rename(e.kekPath+".away", e.kekPath); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := e.request(t, logical.ReadOperation, "creds/session", nil); err != nil || resp.IsError() {
+		t.Fatalf("after recovery: %v %v", err, resp)
+	}
+}

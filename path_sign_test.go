@@ -1,0 +1,99 @@
+package awshmac
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func TestSignScopeAndOutput(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	host := strings.TrimPrefix(e.peer.URL, "http://")
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token",
+		"allowed_services": "sts", "allowed_regions": "eu-west-3", "allowed_hosts": "127.0.0.1"})
+	e.mustWrite(t, "roles/nothing", map[string]any{"credential_type": "session_token"})
+	body := "Action=GetCallerIdentity&Version=2011-06-15"
+	good := map[string]any{"method": "POST", "url": e.peer.URL + "/", "service": "sts",
+		"headers": map[string]any{"Content-Type": "application/x-www-form-urlencoded"}, "body": base64.StdEncoding.EncodeToString([]byte(body))}
+
+	forbiddenCases := []struct {
+		name, path string
+		data       map[string]any
+		wantField  string
+	}{
+		{"empty scope", "sign/nothing", good, "service"},
+		{"other service", "sign/signer", with(good, "service", "s3"), "service"},
+		{"other region", "sign/signer", with(good, "region", "us-east-1"), "region"},
+		{"other host", "sign/signer", with(good, "url", "https://sts.amazonaws.com/"), "url"},
+	}
+	for _, tt := range forbiddenCases {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := e.request(t, logical.UpdateOperation, tt.path, tt.data)
+			if status(resp, err) != http.StatusForbidden || !strings.Contains(errText(resp, err), tt.wantField) {
+				t.Fatalf("got %v %v, want 403 naming %s", err, resp, tt.wantField)
+			}
+		})
+	}
+	badCases := []struct {
+		name      string
+		data      map[string]any
+		wantField string
+	}{
+		{"no url", with(good, "url", nil), "url"},
+		{"relative url", with(good, "url", "/path"), "url"},
+		{"no service", with(good, "service", nil), "service"},
+		{"bad method", with(good, "method", "GE T"), "method"},
+		{"bad region", with(good, "region", "moon"), "region"},
+		{"body not base64", with(good, "body", "!!"), "body"},
+		{"body and hash", with(good, "payload_hash", strings.Repeat("a", 64)), "payload_hash"},
+		{"bad hash", with(good, "body", nil, "payload_hash", "xyz"), "payload_hash"},
+		{"reserved header", with(good, "headers", map[string]any{"Authorization": "x"}), "headers"},
+		{"bad header name", with(good, "headers", map[string]any{"bad header": "x"}), "headers"},
+		{"expires without presign", with(good, "expires", "1h"), "expires"},
+		{"expires too long", with(good, "presign", true, "expires", "8d"), "expires"},
+	}
+	for _, tt := range badCases {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := e.request(t, logical.UpdateOperation, "sign/signer", tt.data)
+			if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), tt.wantField) {
+				t.Fatalf("got %v %v, want a 400 naming %s", err, resp, tt.wantField)
+			}
+		})
+	}
+
+	// The signed request goes to the peer unchanged and is accepted.
+	resp := e.mustWrite(t, "sign/signer", good)
+	headers := resp.Data["headers"].(map[string]any)
+	req, _ := http.NewRequest(http.MethodPost, resp.Data["url"].(string), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		req.Header.Set(k, v.(string))
+	}
+	httpResp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpResp.Body.Close()
+	if httpResp.StatusCode != http.StatusOK {
+		t.Fatalf("peer answered %d to the signed request", httpResp.StatusCode)
+	}
+	if resp.Data["signed_headers"] != "content-length;content-type;host;x-amz-date" {
+		t.Fatalf("signed headers %v", resp.Data["signed_headers"])
+	}
+	_ = host
+
+	// Presigned GetCallerIdentity works too.
+	resp = e.mustWrite(t, "sign/signer", map[string]any{"url": e.peer.URL + "/?Action=GetCallerIdentity&Version=2011-06-15", "service": "sts", "presign": true, "expires": "5m"})
+	httpResp, err = http.Get(resp.Data["url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpResp.Body.Close()
+	if httpResp.StatusCode != http.StatusOK {
+		t.Fatalf("peer answered %d to the presigned URL", httpResp.StatusCode)
+	}
+}

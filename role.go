@@ -1,0 +1,327 @@
+package awshmac
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	rolePrefix = "roles/"
+
+	credentialSessionToken    = "session_token"
+	credentialAssumedRole     = "assumed_role"
+	credentialFederationToken = "federation_token"
+)
+
+var credentialTypes = []string{credentialSessionToken, credentialAssumedRole, credentialFederationToken}
+
+// STS duration limits per credential type.
+var stsTTLLimits = map[string]struct{ min, max time.Duration }{
+	credentialSessionToken:    {15 * time.Minute, 36 * time.Hour},
+	credentialAssumedRole:     {15 * time.Minute, 12 * time.Hour},
+	credentialFederationToken: {15 * time.Minute, 36 * time.Hour},
+}
+
+var (
+	roleNameRe  = regexp.MustCompile(`^[\w.@-]{1,128}$`)
+	roleARNRe   = regexp.MustCompile(`^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+	policyARNRe = regexp.MustCompile(`^arn:aws[\w-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}$`)
+	tagRe       = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+	externalRe  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+	sourceIDRe  = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	mfaSerialRe = regexp.MustCompile(`^[\w+=/:,.@-]{9,256}$`)
+	serviceRe   = regexp.MustCompile(`^[a-z0-9*][a-z0-9.*-]{0,62}$`)
+	regionOrAny = regexp.MustCompile(`^(\*|[a-z]{2}(-[a-z]+)+-\d+)$`)
+	hostRe      = regexp.MustCompile(`^[a-zA-Z0-9*][a-zA-Z0-9.*-]*(:\d{1,5})?$`)
+)
+
+// roleEntry is a role as stored. Entries handed out by the cache are
+// shared: copy before changing one.
+type roleEntry struct {
+	CredentialType    string            `json:"credential_type"`
+	RoleARNs          []string          `json:"role_arns,omitempty"`
+	PolicyARNs        []string          `json:"policy_arns,omitempty"`
+	PolicyDocument    string            `json:"policy_document,omitempty"`
+	SessionTags       map[string]string `json:"session_tags,omitempty"`
+	TransitiveTagKeys []string          `json:"transitive_tag_keys,omitempty"`
+	ExternalID        string            `json:"external_id,omitempty"`
+	SourceIdentity    string            `json:"source_identity,omitempty"`
+	MFASerialNumber   string            `json:"mfa_serial_number,omitempty"`
+	DefaultSTSTTL     time.Duration     `json:"default_sts_ttl"`
+	MaxSTSTTL         time.Duration     `json:"max_sts_ttl"`
+	AllowedServices   []string          `json:"allowed_services,omitempty"`
+	AllowedRegions    []string          `json:"allowed_regions,omitempty"`
+	AllowedHosts      []string          `json:"allowed_hosts,omitempty"`
+}
+
+func (r *roleEntry) toResponseData() map[string]any {
+	tags := r.SessionTags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return map[string]any{
+		"credential_type":     r.CredentialType,
+		"role_arns":           nonNil(r.RoleARNs),
+		"policy_arns":         nonNil(r.PolicyARNs),
+		"policy_document":     r.PolicyDocument,
+		"session_tags":        tags,
+		"transitive_tag_keys": nonNil(r.TransitiveTagKeys),
+		"external_id":         r.ExternalID,
+		"source_identity":     r.SourceIdentity,
+		"mfa_serial_number":   r.MFASerialNumber,
+		"default_sts_ttl":     int64(r.DefaultSTSTTL / time.Second),
+		"max_sts_ttl":         int64(r.MaxSTSTTL / time.Second),
+		"allowed_services":    nonNil(r.AllowedServices),
+		"allowed_regions":     nonNil(r.AllowedRegions),
+		"allowed_hosts":       nonNil(r.AllowedHosts),
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// applyDefaults fills the lifetimes left unset and compacts the policy.
+func (r *roleEntry) applyDefaults() {
+	if limits, ok := stsTTLLimits[r.CredentialType]; ok && r.MaxSTSTTL == 0 {
+		r.MaxSTSTTL = limits.max
+	}
+	if r.DefaultSTSTTL == 0 {
+		r.DefaultSTSTTL = min(time.Hour, r.MaxSTSTTL)
+	}
+	var doc map[string]any
+	if r.PolicyDocument != "" && json.Unmarshal([]byte(r.PolicyDocument), &doc) == nil {
+		compact, _ := json.Marshal(doc)
+		r.PolicyDocument = string(compact)
+	}
+}
+
+// validate checks a role, defaults applied, against STS's limits; the
+// error names the field at fault. It changes nothing.
+func (r *roleEntry) validate() error {
+	for _, check := range []func() error{r.validateType, r.validateARNs, r.validateTags, r.validateIDs, r.validateTTLs, r.validateScope} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *roleEntry) validateType() error {
+	if r.CredentialType == "" {
+		return badInput("credential_type is required: session_token, assumed_role or federation_token")
+	}
+	if !slices.Contains(credentialTypes, r.CredentialType) {
+		return badInput("credential_type %q is not one of %s", r.CredentialType, strings.Join(credentialTypes, ", "))
+	}
+	assumed, federation, session := r.CredentialType == credentialAssumedRole, r.CredentialType == credentialFederationToken, r.CredentialType == credentialSessionToken
+	switch {
+	case assumed && len(r.RoleARNs) == 0:
+		return badInput("role_arns is required for credential_type assumed_role")
+	case !assumed && len(r.RoleARNs) > 0:
+		return badInput("role_arns is only for credential_type assumed_role")
+	case session && (len(r.PolicyARNs) > 0 || r.PolicyDocument != "" || len(r.SessionTags) > 0):
+		return badInput("policy_arns, policy_document and session_tags do not apply to credential_type session_token")
+	case !assumed && (len(r.TransitiveTagKeys) > 0 || r.ExternalID != "" || r.SourceIdentity != ""):
+		return badInput("transitive_tag_keys, external_id and source_identity are only for credential_type assumed_role")
+	case federation && r.MFASerialNumber != "":
+		return badInput("mfa_serial_number does not apply to credential_type federation_token")
+	}
+	return nil
+}
+
+func (r *roleEntry) validateARNs() error {
+	if len(r.PolicyARNs) > 10 {
+		return badInput("policy_arns: at most 10 managed policies")
+	}
+	for _, a := range r.RoleARNs {
+		if !roleARNRe.MatchString(a) {
+			return badInput("role_arns: %q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", a)
+		}
+	}
+	for _, a := range r.PolicyARNs {
+		if !policyARNRe.MatchString(a) {
+			return badInput("policy_arns: %q is not an IAM policy ARN", a)
+		}
+	}
+	if r.PolicyDocument == "" {
+		return nil
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(r.PolicyDocument), &doc); err != nil {
+		return badInput("policy_document is not a JSON object: %s", err)
+	}
+	if len(r.PolicyDocument)+len(strings.Join(r.PolicyARNs, "")) > 2048 {
+		return badInput("policy_document and policy_arns together exceed STS's 2048 characters")
+	}
+	return nil
+}
+
+func (r *roleEntry) validateTags() error {
+	if len(r.SessionTags) > 50 {
+		return badInput("session_tags: at most 50 tags")
+	}
+	if len(r.TransitiveTagKeys) > 50 {
+		return badInput("transitive_tag_keys: at most 50 keys")
+	}
+	lowerTags := map[string]bool{}
+	for k, v := range r.SessionTags {
+		if len([]rune(k)) < 1 || len([]rune(k)) > 128 || !tagRe.MatchString(k) {
+			return badInput("session_tags: key %q must be 1 to 128 letters, digits, spaces or _.:/=+-@", k)
+		}
+		if len([]rune(v)) > 256 || !tagRe.MatchString(v) {
+			return badInput("session_tags: value of %q must be up to 256 letters, digits, spaces or _.:/=+-@", k)
+		}
+		if lowerTags[strings.ToLower(k)] {
+			return badInput("session_tags: key %q repeats another in a different case; tag keys are case-insensitive", k)
+		}
+		lowerTags[strings.ToLower(k)] = true
+	}
+	for _, k := range r.TransitiveTagKeys {
+		if !lowerTags[strings.ToLower(k)] {
+			return badInput("transitive_tag_keys: %q is not one of session_tags", k)
+		}
+	}
+	return nil
+}
+
+func (r *roleEntry) validateIDs() error {
+	switch {
+	case r.ExternalID != "" && (len(r.ExternalID) < 2 || len(r.ExternalID) > 1224 || !externalRe.MatchString(r.ExternalID)):
+		return badInput("external_id must be 2 to 1224 characters of letters, digits and +=,.@:/-_")
+	case r.SourceIdentity != "" && (!sourceIDRe.MatchString(r.SourceIdentity) || strings.HasPrefix(strings.ToLower(r.SourceIdentity), "aws:")):
+		return badInput("source_identity must be 2 to 64 characters of letters, digits and +=,.@-_, not starting with aws:")
+	case r.MFASerialNumber != "" && !mfaSerialRe.MatchString(r.MFASerialNumber):
+		return badInput("mfa_serial_number must be 9 to 256 characters: a device serial or an MFA ARN")
+	}
+	return nil
+}
+
+func (r *roleEntry) validateTTLs() error {
+	limits := stsTTLLimits[r.CredentialType]
+	switch {
+	case r.MaxSTSTTL < limits.min || r.MaxSTSTTL > limits.max:
+		return badInput("max_sts_ttl must be between %s and %s for %s", limits.min, limits.max, r.CredentialType)
+	case r.DefaultSTSTTL < limits.min || r.DefaultSTSTTL > limits.max:
+		return badInput("default_sts_ttl must be between %s and %s for %s", limits.min, limits.max, r.CredentialType)
+	case r.DefaultSTSTTL > r.MaxSTSTTL:
+		return badInput("default_sts_ttl must not exceed max_sts_ttl")
+	}
+	return nil
+}
+
+func (r *roleEntry) validateScope() error {
+	for _, s := range r.AllowedServices {
+		if !serviceRe.MatchString(s) {
+			return badInput("allowed_services: %q is not a service signing name such as s3 or sts", s)
+		}
+	}
+	for _, s := range r.AllowedRegions {
+		if !regionOrAny.MatchString(s) {
+			return badInput("allowed_regions: %q is not a region name or *", s)
+		}
+	}
+	for _, h := range r.AllowedHosts {
+		if !hostRe.MatchString(h) || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.") && h != "*") || strings.Count(h, "*") > 1 {
+			return badInput("allowed_hosts: %q is not a host name, *.domain or *", h)
+		}
+	}
+	return nil
+}
+
+// roleCache keeps the roles read from storage. Misses are not cached, so a
+// caller naming roles that do not exist cannot fill memory.
+type roleCache struct {
+	mu         sync.Mutex // orders fills against writes and invalidations
+	generation uint64
+	hits       sync.Map // name -> *roleEntry, read without the lock
+}
+
+func (c *roleCache) get(name string) (*roleEntry, bool) {
+	v, ok := c.hits.Load(name)
+	if !ok {
+		return nil, false
+	}
+	return v.(*roleEntry), true
+}
+
+func (c *roleCache) set(name string, r *roleEntry, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.generation {
+		return // a write or invalidation raced this fill
+	}
+	c.hits.Store(name, r)
+}
+
+func (c *roleCache) drop(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.generation++
+	c.hits.Delete(name)
+}
+
+func (c *roleCache) gen() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.generation
+}
+
+// role returns the role, from memory once read; nil when there is none.
+func (b *backend) role(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	if r, ok := b.roles.get(name); ok {
+		return r, nil
+	}
+	gen := b.roles.gen()
+	entry, err := s.Get(ctx, rolePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("read role %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	role := new(roleEntry)
+	if err := entry.DecodeJSON(role); err != nil {
+		return nil, fmt.Errorf("decode role %q: %w", name, err)
+	}
+	b.roles.set(name, role, gen)
+	return role, nil
+}
+
+// existingRole is role for paths that need one: a missing role is the caller's mistake.
+func (b *backend) existingRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	role, err := b.role(ctx, s, name)
+	if err == nil && role == nil {
+		return nil, badInput("name: role %q does not exist", name)
+	}
+	return role, err
+}
+
+// putRole stores the role and caches it; nil deletes it.
+func (b *backend) putRole(ctx context.Context, s logical.Storage, name string, role *roleEntry) error {
+	var err error
+	if role == nil {
+		err = s.Delete(ctx, rolePrefix+name)
+	} else {
+		var entry *logical.StorageEntry
+		if entry, err = logical.StorageEntryJSON(rolePrefix+name, role); err == nil {
+			err = s.Put(ctx, entry)
+		}
+	}
+	b.roles.drop(name)
+	if err == nil && role != nil {
+		b.roles.set(name, role, b.roles.gen())
+	}
+	return err
+}

@@ -1,0 +1,126 @@
+package awshmac
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/sdk/framework"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tink"
+)
+
+func init() {
+	registerStore(&storeKind{
+		name: "tink",
+		fields: map[string]*framework.FieldSchema{
+			"tink_kek_uri":       {Type: framework.TypeString, Description: "URI of the key-encryption key: hcvault://HOST:PORT/MOUNT/keys/NAME, gcp-kms://..., aws-kms://..., or insecure-local-kek://PATH for development."},
+			"tink_keyset":        {Type: framework.TypeString, Description: "An existing encrypted keyset (Tink JSON) to use instead of importing."},
+			"tink_vault_address": {Type: framework.TypeString, Description: "Vault address for an hcvault:// KEK."},
+			"tink_vault_token":   {Type: framework.TypeString, Description: "Token allowed to encrypt and decrypt with the hcvault:// KEK; renewed by the plugin. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+		},
+		writeOnly: []string{"tink_vault_token"},
+		newParams: func() storeParams { return new(tinkParams) },
+	})
+}
+
+// tinkParams holds a Tink keyset encrypted by a KEK, and how to reach the KEK.
+type tinkParams struct {
+	KEKURI       string `json:"tink_kek_uri,omitempty"`
+	Keyset       string `json:"tink_keyset,omitempty"` // encrypted keyset JSON
+	VaultAddress string `json:"tink_vault_address,omitempty"`
+	VaultToken   string `json:"tink_vault_token,omitempty"` // write-only
+}
+
+func (p *tinkParams) parse(d *framework.FieldData) error {
+	for name, dst := range map[string]*string{
+		"tink_kek_uri": &p.KEKURI, "tink_keyset": &p.Keyset,
+		"tink_vault_address": &p.VaultAddress, "tink_vault_token": &p.VaultToken,
+	} {
+		if v, ok := d.GetOk(name); ok {
+			*dst = strings.TrimSpace(v.(string))
+		}
+	}
+	return nil
+}
+
+func (p *tinkParams) applyDefaults(string) {}
+
+func (p *tinkParams) validate() error {
+	switch {
+	case p.KEKURI == "":
+		return badInput("tink_kek_uri is required for the tink key store")
+	case p.hcvault() && (p.VaultAddress == "" || p.VaultToken == ""):
+		return badInput("tink_vault_address and tink_vault_token are required for an hcvault:// KEK")
+	}
+	return validateURLs(map[string]string{"tink_vault_address": p.VaultAddress})
+}
+
+func (p *tinkParams) hcvault() bool { return strings.HasPrefix(p.KEKURI, "hcvault://") }
+
+func (p *tinkParams) data() map[string]any {
+	return map[string]any{
+		"tink_kek_uri":       p.KEKURI,
+		"tink_keyset":        p.Keyset,
+		"tink_vault_address": p.VaultAddress,
+	}
+}
+
+func (p *tinkParams) vaultClient() (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	if cfg.Error != nil {
+		return nil, cfg.Error
+	}
+	cfg.Address = p.VaultAddress
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client.SetToken(p.VaultToken)
+	return client, nil
+}
+
+func (p *tinkParams) config(accessKey string) (tink.Config, error) {
+	// The access key ID is bound to the keyset: it cannot be moved to another.
+	cfg := tink.Config{KEKURI: p.KEKURI, Keyset: []byte(p.Keyset), AssociatedData: []byte("vault-plugin-aws-hmac:" + accessKey)}
+	if p.VaultAddress != "" {
+		client, err := p.vaultClient()
+		if err != nil {
+			return tink.Config{}, err
+		}
+		cfg.VaultClient = client
+	}
+	return cfg, nil
+}
+
+func (p *tinkParams) open(ctx context.Context, accessKey string) (storeKey, error) {
+	if p.Keyset == "" {
+		return nil, errors.New("tink: no keyset: give secret_key to import one, or tink_keyset")
+	}
+	cfg, err := p.config(accessKey)
+	if err != nil {
+		return nil, err
+	}
+	return tink.Open(ctx, cfg, accessKey)
+}
+
+func (p *tinkParams) importSecret(ctx context.Context, accessKey, secret string) (storeKey, error) {
+	cfg, err := p.config(accessKey)
+	if err != nil {
+		return nil, err
+	}
+	k, err := tink.Import(ctx, cfg, accessKey, secret)
+	if err != nil {
+		return nil, err
+	}
+	p.Keyset = string(k.Reference())
+	return k, nil
+}
+
+func (p *tinkParams) vaultTokens() []vaultToken {
+	if !p.hcvault() {
+		return nil
+	}
+	return []vaultToken{{field: "tink_vault_token", client: p.vaultClient}}
+}

@@ -1,0 +1,152 @@
+package awshmac
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
+)
+
+func init() {
+	registerStore(&storeKind{
+		name: "tpm",
+		fields: map[string]*framework.FieldSchema{
+			"tpm_device":            {Type: framework.TypeString, Description: "TPM to use: /dev/tpmrm0 (default) or tcp://HOST:PORT for swtpm."},
+			"tpm_parent_handle":     {Type: framework.TypeString, Description: "Persistent parent handle in hex (e.g. 0x81000001); default: the standard ECC storage root key."},
+			"tpm_persistent_handle": {Type: framework.TypeString, Description: "Keep the key at this persistent handle (hex) instead of as blobs in Vault storage."},
+			"tpm_public":            {Type: framework.TypeString, Description: "Public blob of an existing key, base64 (as returned on read)."},
+			"tpm_private":           {Type: framework.TypeString, Description: "Private blob of an existing key, base64; wrapped by the TPM and useless elsewhere."},
+			"tpm_pcrs":              {Type: framework.TypeCommaIntSlice, Description: "SHA-256 PCRs to seal the key to on import (e.g. 7): it then works only while they hold their current values."},
+			"tpm_password":          {Type: framework.TypeString, Description: "Authorisation value of the key. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+		},
+		writeOnly: []string{"tpm_password"},
+		newParams: func() storeParams { return new(tpmParams) },
+	})
+}
+
+// tpmParams locates a TPM and a keyed-hash object in it: blobs wrapped by
+// the parent, or a persistent handle.
+type tpmParams struct {
+	Device           string `json:"tpm_device,omitempty"`
+	ParentHandle     uint32 `json:"tpm_parent_handle,omitempty"`
+	PersistentHandle uint32 `json:"tpm_persistent_handle,omitempty"`
+	Public           []byte `json:"tpm_public,omitempty"`
+	Private          []byte `json:"tpm_private,omitempty"`
+	ParentName       []byte `json:"tpm_parent_name,omitempty"`
+	PCRs             []uint `json:"tpm_pcrs,omitempty"`
+	Password         string `json:"tpm_password,omitempty"` // write-only
+}
+
+func (p *tpmParams) parse(d *framework.FieldData) error {
+	for name, dst := range map[string]*string{"tpm_device": &p.Device, "tpm_password": &p.Password} {
+		if v, ok := d.GetOk(name); ok {
+			*dst = strings.TrimSpace(v.(string))
+		}
+	}
+	for name, dst := range map[string]*uint32{"tpm_parent_handle": &p.ParentHandle, "tpm_persistent_handle": &p.PersistentHandle} {
+		if v, ok := d.GetOk(name); ok {
+			h, err := parseHandle(v.(string))
+			if err != nil {
+				return badInput("%s must be a hex TPM handle such as 0x81000001", name)
+			}
+			*dst = h
+		}
+	}
+	for name, dst := range map[string]*[]byte{"tpm_public": &p.Public, "tpm_private": &p.Private} {
+		if v, ok := d.GetOk(name); ok {
+			blob, err := base64.StdEncoding.DecodeString(v.(string))
+			if err != nil {
+				return badInput("%s must be base64", name)
+			}
+			*dst = blob
+		}
+	}
+	if v, ok := d.GetOk("tpm_pcrs"); ok {
+		return p.parsePCRs(v.([]int))
+	}
+	return nil
+}
+
+func parseHandle(s string) (uint32, error) {
+	s = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "0x")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 16, 32)
+	return uint32(n), err
+}
+
+func (p *tpmParams) parsePCRs(pcrs []int) error {
+	p.PCRs = nil
+	for _, pcr := range pcrs {
+		if pcr < 0 || pcr > 23 {
+			return badInput("tpm_pcrs must be PCR numbers from 0 to 23")
+		}
+		p.PCRs = append(p.PCRs, uint(pcr))
+	}
+	return nil
+}
+
+func (p *tpmParams) applyDefaults(string) {
+	if p.Device == "" {
+		p.Device = "/dev/tpmrm0"
+	}
+}
+
+func (p *tpmParams) validate() error {
+	switch h := p.PersistentHandle; {
+	case !strings.HasPrefix(p.Device, "/dev/") && !strings.HasPrefix(p.Device, "tcp://"):
+		return badInput("tpm_device must be a device path such as /dev/tpmrm0 or tcp://HOST:PORT")
+	case h != 0 && (h < 0x81000000 || h > 0x817FFFFF):
+		return badInput("tpm_persistent_handle must be in the owner range 0x81000000-0x817FFFFF")
+	case p.ParentHandle != 0 && (p.ParentHandle < 0x81000000 || p.ParentHandle > 0x81FFFFFF):
+		return badInput("tpm_parent_handle must be a persistent handle (0x81xxxxxx)")
+	}
+	return nil
+}
+
+func (p *tpmParams) data() map[string]any {
+	return map[string]any{
+		"tpm_device":            p.Device,
+		"tpm_parent_handle":     handleString(p.ParentHandle),
+		"tpm_persistent_handle": handleString(p.PersistentHandle),
+		"tpm_public":            base64.StdEncoding.EncodeToString(p.Public),
+		"tpm_private":           base64.StdEncoding.EncodeToString(p.Private),
+		"tpm_pcrs":              p.PCRs,
+	}
+}
+
+func handleString(h uint32) string {
+	if h == 0 {
+		return ""
+	}
+	return fmt.Sprintf("0x%08x", h)
+}
+
+func (p *tpmParams) config() tpm.Config {
+	return tpm.Config{
+		Device: p.Device, Parent: p.ParentHandle, Password: p.Password, PersistentHandle: p.PersistentHandle,
+		Public: p.Public, Private: p.Private, ParentName: p.ParentName, PCRs: p.PCRs,
+	}
+}
+
+func (p *tpmParams) open(ctx context.Context, accessKey string) (storeKey, error) {
+	return tpm.Open(ctx, p.config(), accessKey)
+}
+
+func (p *tpmParams) importSecret(ctx context.Context, accessKey, secret string) (storeKey, error) {
+	k, err := tpm.Import(ctx, p.config(), accessKey, secret)
+	if err != nil {
+		return nil, err
+	}
+	ref := k.Reference()
+	p.Public, p.Private, p.ParentName = ref.Public, ref.Private, ref.ParentName
+	return k, nil
+}
+
+func (p *tpmParams) vaultTokens() []vaultToken { return nil }

@@ -1,0 +1,107 @@
+package awshmac
+
+import (
+	"context"
+	"strings"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/sdk/framework"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/transit"
+)
+
+func init() {
+	registerStore(&storeKind{
+		name: "transit",
+		fields: map[string]*framework.FieldSchema{
+			"transit_address":     {Type: framework.TypeString, Description: "Address of the Vault whose transit engine holds the key, e.g. https://vault.example:8200."},
+			"transit_mount":       {Type: framework.TypeString, Default: "transit", Description: "Mount path of the transit engine."},
+			"transit_key_name":    {Type: framework.TypeString, Description: "Name of the transit key of type hmac. Default aws-hmac-<access_key>."},
+			"transit_key_version": {Type: framework.TypeInt, Description: "Pin a transit key version; 0 uses the latest, reread periodically."},
+			"transit_namespace":   {Type: framework.TypeString, Description: "Vault namespace of the transit mount."},
+			"transit_ca_cert":     {Type: framework.TypeString, Description: "Path of a PEM CA certificate to verify the transit Vault's TLS certificate."},
+			"transit_token":       {Type: framework.TypeString, Description: "Token allowed to update <mount>/hmac/<key> (and to import on first write); renewed by the plugin. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+		},
+		writeOnly: []string{"transit_token"},
+		newParams: func() storeParams { return new(transitParams) },
+	})
+}
+
+// transitParams locates a transit key of type hmac.
+type transitParams struct {
+	Address    string `json:"transit_address,omitempty"`
+	Mount      string `json:"transit_mount,omitempty"`
+	KeyName    string `json:"transit_key_name,omitempty"`
+	KeyVersion int    `json:"transit_key_version,omitempty"`
+	Namespace  string `json:"transit_namespace,omitempty"`
+	CACert     string `json:"transit_ca_cert,omitempty"`
+	Token      string `json:"transit_token,omitempty"` // write-only
+}
+
+func (p *transitParams) parse(d *framework.FieldData) error {
+	for name, dst := range map[string]*string{
+		"transit_address": &p.Address, "transit_mount": &p.Mount, "transit_key_name": &p.KeyName,
+		"transit_namespace": &p.Namespace, "transit_ca_cert": &p.CACert, "transit_token": &p.Token,
+	} {
+		if v, ok := d.GetOk(name); ok {
+			*dst = strings.TrimSpace(v.(string))
+		}
+	}
+	if v, ok := d.GetOk("transit_key_version"); ok {
+		p.KeyVersion = v.(int)
+	}
+	return nil
+}
+
+func (p *transitParams) applyDefaults(accessKey string) {
+	if p.Mount == "" {
+		p.Mount = "transit"
+	}
+	if p.KeyName == "" {
+		p.KeyName = "aws-hmac-" + strings.ToLower(accessKey)
+	}
+}
+
+func (p *transitParams) validate() error {
+	switch {
+	case p.Address == "":
+		return badInput("transit_address is required for the transit key store")
+	case p.Token == "":
+		return badInput("transit_token is required for the transit key store")
+	case p.KeyVersion < 0:
+		return badInput("transit_key_version must not be negative")
+	}
+	return validateURLs(map[string]string{"transit_address": p.Address})
+}
+
+func (p *transitParams) data() map[string]any {
+	return map[string]any{
+		"transit_address":     p.Address,
+		"transit_mount":       p.Mount,
+		"transit_key_name":    p.KeyName,
+		"transit_key_version": p.KeyVersion,
+		"transit_namespace":   p.Namespace,
+		"transit_ca_cert":     p.CACert,
+	}
+}
+
+func (p *transitParams) config() transit.Config {
+	return transit.Config{
+		Address: p.Address, Token: p.Token, Namespace: p.Namespace, CACert: p.CACert,
+		Mount: p.Mount, Name: p.KeyName, Version: p.KeyVersion,
+	}
+}
+
+func (p *transitParams) open(ctx context.Context, accessKey string) (storeKey, error) {
+	return transit.Open(ctx, p.config(), accessKey)
+}
+
+func (p *transitParams) importSecret(ctx context.Context, accessKey, secret string) (storeKey, error) {
+	return transit.Import(ctx, p.config(), accessKey, secret)
+}
+
+func (p *transitParams) vaultTokens() []vaultToken {
+	return []vaultToken{{field: "transit_token", client: func() (*api.Client, error) {
+		return transit.NewClient(p.config())
+	}}}
+}
