@@ -252,3 +252,8 @@ func TestRecoversAfterTokenOutage(t *testing.T) {
 	}
 	keytest.CheckSuite(t, k)
 }
+
+func TestCloseDuringHMAC(t *testing.T) {
+	_, cfg := setup(t)
+	keytest.CheckCloseDuringHMAC(t, importKey(t, cfg))
+}

@@ -102,3 +102,11 @@ func TestClearErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCloseDuringHMAC(t *testing.T) {
+	k, err := tink.Import(context.Background(), localKEK(t), keytest.AccessKeyID, keytest.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keytest.CheckCloseDuringHMAC(t, k)
+}

@@ -52,8 +52,9 @@ type Key struct {
 	cfg         Config
 	identity    string // from the public area or persistent handle; fixed once known
 
-	mu   sync.Mutex // one command sequence at a time on the transport
-	conn transport.TPMCloser
+	mu     sync.Mutex // one command sequence at a time on the transport
+	conn   transport.TPMCloser
+	closed bool
 }
 
 func (c *Config) open() (transport.TPMCloser, error) {
@@ -218,6 +219,9 @@ func (k *Key) connect() error {
 func (k *Key) connected(fn func() error) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.closed {
+		return errKeyClosed
+	}
 	if err := k.connect(); err != nil {
 		return err
 	}
@@ -459,13 +463,17 @@ func (k *Key) sequence(h tpm2.NamedHandle, p *parent, msg []byte) ([]byte, error
 	return done.Result.Buffer, nil
 }
 
-// Close closes the transport.
+// Close closes the transport, after the command sequence in flight; HMACs
+// after it fail.
 func (k *Key) Close() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.closed = true
 	k.disconnect()
 	return nil
 }
+
+var errKeyClosed = errors.New("tpm: key closed")
 
 func (k *Key) storeError(op string, err error) error {
 	where := k.cfg.Device

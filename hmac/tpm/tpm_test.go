@@ -304,3 +304,8 @@ func TestOpenKeyImportedWithTPM2Tools(t *testing.T) {
 	defer k.Close()
 	keytest.CheckSuite(t, k)
 }
+
+func TestCloseDuringHMAC(t *testing.T) {
+	_, cfg := swtpmConfig(t)
+	keytest.CheckCloseDuringHMAC(t, importKey(t, cfg))
+}

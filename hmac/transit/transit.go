@@ -86,6 +86,7 @@ type Key struct {
 	mu       sync.RWMutex
 	version  int    // the version HMACs use: pinned, or the latest when opened
 	identity string // Vault, namespace, mount, key and version
+	closed   bool
 }
 
 // Open returns the key an earlier Import (or transit's own import endpoint)
@@ -196,20 +197,35 @@ func (k *Key) KeyIdentity() string {
 }
 
 // HMAC asks transit for HMAC-SHA256 of msg with the key's version.
+// A failure rereads the key, so a trimmed or replaced version is noticed
+// at once rather than at the next periodic Refresh.
 func (k *Key) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
-	version := k.Version()
+	k.mu.RLock()
+	version, closed := k.version, k.closed
+	k.mu.RUnlock()
+	if closed {
+		return nil, errors.New("transit: key closed")
+	}
 	s, err := k.client.Logical().WriteWithContext(ctx, k.mount+"/hmac/"+k.name+"/sha2-256", map[string]any{
 		"input":       base64.StdEncoding.EncodeToString(msg),
 		"key_version": version,
 	})
 	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == 400 {
+			_ = k.Refresh(ctx)
+		}
 		return nil, k.storeError("hmac", err)
 	}
 	if s == nil || s.Data == nil {
 		return nil, fmt.Errorf("transit: key %q: empty hmac response", k.name)
 	}
 	out, _ := s.Data["hmac"].(string)
-	return parseHMAC(out, version)
+	mac, err := parseHMAC(out, version)
+	if err != nil {
+		_ = k.Refresh(ctx)
+	}
+	return mac, err
 }
 
 // parseHMAC decodes transit's "vault:vN:<base64>" and checks N.
@@ -245,8 +261,13 @@ func (k *Key) storeError(op string, err error) error {
 	return fmt.Errorf("transit: %s on key %q at %s: %w", op, k.name, k.client.Address(), err)
 }
 
-// Close releases nothing: the API client holds only idle connections.
-func (k *Key) Close() error { return nil }
+// Close makes later HMACs fail; the API client holds only idle connections.
+func (k *Key) Close() error {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	return nil
+}
 
 func intValue(v any) (int, error) {
 	switch n := v.(type) {

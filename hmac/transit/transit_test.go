@@ -156,3 +156,12 @@ func TestSealedVaultAndRevokedToken(t *testing.T) {
 	v.Unseal(t)
 	keytest.CheckSuite(t, k)
 }
+
+func TestCloseDuringHMAC(t *testing.T) {
+	v := startVault(t, testenv.VaultOptions{})
+	k, err := transit.Import(context.Background(), transit.Config{Client: v.Client, Name: "aws"}, keytest.AccessKeyID, keytest.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keytest.CheckCloseDuringHMAC(t, k)
+}

@@ -111,3 +111,45 @@ func Forms(secret string) []string {
 	}
 	return out
 }
+
+// Closer is a key store's key: it HMACs and releases its resources.
+type Closer interface {
+	hmac.Key
+	Close() error
+}
+
+// CheckCloseDuringHMAC closes key while goroutines HMAC with it: every call
+// must return a correct kDate or an error, never panic, race or hang (run
+// it under -race). After Close, calls fail.
+func CheckCloseDuringHMAC(t testing.TB, key Closer) {
+	t.Helper()
+	want, _ := hex.DecodeString(KDate)
+	var wg sync.WaitGroup
+	bad := make(chan string, 16)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				mac, err := key.HMAC(context.Background(), []byte(Date))
+				if err == nil && !bytes.Equal(mac, want) {
+					select {
+					case bad <- "a wrong kDate during Close":
+					default:
+					}
+				}
+			}
+		}()
+	}
+	if err := key.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+	close(bad)
+	for msg := range bad {
+		t.Error(msg)
+	}
+	if _, err := key.HMAC(context.Background(), []byte(Date)); err == nil {
+		t.Error("HMAC succeeded after Close")
+	}
+}
