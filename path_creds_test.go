@@ -2,8 +2,10 @@ package awshmac
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +144,73 @@ func TestKeyStoreOutageIs503(t *testing.T) {
 	}
 	if resp, err := e.request(t, logical.ReadOperation, "creds/session", nil); err != nil || resp.IsError() {
 		t.Fatalf("after recovery: %v %v", err, resp)
+	}
+}
+
+// A frozen STS answers 504 naming STS once sts_timeout has passed, and the
+// peer's other faults keep their statuses: refusal 400, outage 502.
+func TestSTSTimeoutAndOutage(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustWrite(t, "config", with(e.baseConfig(), "sts_timeout", "1s", "max_retries", -1))
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	if resp, _ := e.request(t, logical.ReadOperation, "config", nil); resp.Data["sts_timeout"] != int64(1) {
+		t.Fatalf("sts_timeout read back as %v", resp.Data["sts_timeout"])
+	}
+
+	e.peer.Freeze()
+	done := make(chan struct{})
+	var resp *logical.Response
+	var err error
+	go func() {
+		resp, err = e.request(t, logical.ReadOperation, "creds/session", nil)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("creds/ still waiting for a frozen STS long after sts_timeout")
+	}
+	e.peer.Thaw()
+	if status(resp, err) != http.StatusGatewayTimeout || !strings.Contains(errText(resp, err), "STS") || !strings.Contains(errText(resp, err), "sts_timeout") {
+		t.Fatalf("frozen STS: got %v %v, want 504 naming STS and sts_timeout", resp, err)
+	}
+
+	e.peer.InjectFault(ststest.Fault{Code: "InternalFailure", Message: "down", Status: 500, Count: 1})
+	resp, err = e.request(t, logical.ReadOperation, "creds/session", nil)
+	if status(resp, err) != http.StatusBadGateway || !strings.Contains(errText(resp, err), "InternalFailure") {
+		t.Fatalf("STS outage: got %v %v, want 502 with AWS's code", resp, err)
+	}
+	if resp, err := e.request(t, logical.ReadOperation, "creds/session", nil); err != nil || resp.IsError() {
+		t.Fatalf("after the outage: %v %v", resp, err)
+	}
+}
+
+// The caller's own context bounds the wait too, well inside sts_timeout.
+func TestCallerContextHonoured(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustWrite(t, "config", with(e.baseConfig(), "sts_timeout", "5m"))
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	e.peer.Freeze()
+	defer e.peer.Thaw()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the request is waiting on the peer.
+		for e.peer.Waiting() == 0 {
+			runtime.Gosched()
+		}
+		cancel()
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.b.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "creds/session", Storage: e.storage})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want the caller's cancellation", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("creds/ ignored its caller's cancelled context")
 	}
 }

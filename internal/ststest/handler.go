@@ -34,7 +34,7 @@ func accessDenied(format string, args ...any) *apiError {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.wait(r) {
-		return
+		panic(http.ErrAbortHandler) // drop the connection without an answer
 	}
 	body, err := readBody(r)
 	if err != nil {

@@ -81,6 +81,7 @@ type Server struct {
 	region  string
 	refused int
 	frozen  chan struct{} // while non-nil, requests wait for it to close
+	waiting int           // requests held by frozen
 }
 
 // New starts a server on 127.0.0.1. Close it when done.
@@ -113,7 +114,14 @@ func (s *Server) Freeze() {
 	}
 }
 
-// Thaw lets frozen requests, and later ones, through.
+// Waiting is how many requests the frozen server holds.
+func (s *Server) Waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting
+}
+
+// Thaw answers later requests again; the ones held are dropped.
 func (s *Server) Thaw() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -123,20 +131,28 @@ func (s *Server) Thaw() {
 	}
 }
 
-// wait holds a request while the server is frozen; false if the client left.
+// wait holds a request while the server is frozen; false for one it held.
 func (s *Server) wait(r *http.Request) bool {
 	s.mu.Lock()
 	frozen := s.frozen
+	if frozen != nil {
+		s.waiting++
+	}
 	s.mu.Unlock()
 	if frozen == nil {
 		return true
 	}
+	defer func() {
+		s.mu.Lock()
+		s.waiting--
+		s.mu.Unlock()
+	}()
+	// A request held while frozen is never answered: its client gave up.
 	select {
 	case <-frozen:
-		return true
 	case <-r.Context().Done():
-		return false
 	}
+	return false
 }
 
 // SetClock replaces the server's clock, for expiry and skew tests.
