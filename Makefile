@@ -16,10 +16,13 @@ build:
 	$(GO) build ./...
 	@if [ -d cmd/$(PLUGIN) ]; then mkdir -p $(BIN) && CGO_ENABLED=1 $(GO) build -o $(BIN)/$(PLUGIN) ./cmd/$(PLUGIN); fi
 
-## check: gofmt and go vet
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+## check: gofmt, go vet and staticcheck
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 ## unit: the tests that need nothing but Go
 unit:

@@ -88,7 +88,7 @@ func (c *Config) kek(ctx context.Context) (tink.AEAD, error) {
 		return getAEAD(client, uri)
 	case strings.HasPrefix(uri, "gcp-kms://"):
 		// Google credentials come from Application Default Credentials.
-		client, err := gcpkms.NewClientWithOptions(ctx, "gcp-kms://")
+		client, err := gcpkms.NewClient(ctx, "gcp-kms://")
 		if err != nil {
 			return nil, fmt.Errorf("tink: Google Cloud KMS client: %w", err)
 		}

@@ -232,11 +232,11 @@ func (k *Key) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
 func parseHMAC(s string, wantVersion int) ([]byte, error) {
 	rest, ok := strings.CutPrefix(s, "vault:v")
 	if !ok {
-		return nil, errors.New("transit: hmac response is not of the form vault:vN:...")
+		return nil, errors.New("transit: hmac response is not of the form vault:vN:<base64>")
 	}
 	vs, b64, ok := strings.Cut(rest, ":")
 	if !ok {
-		return nil, errors.New("transit: hmac response is not of the form vault:vN:...")
+		return nil, errors.New("transit: hmac response is not of the form vault:vN:<base64>")
 	}
 	v, err := strconv.Atoi(vs)
 	if err != nil || v < 1 {

@@ -63,15 +63,14 @@ func TestMain(m *testing.M) {
 // world is everything one run needs: Vault with the plugin, the key
 // stores, the STS peer and MinIO.
 type world struct {
-	vault        *testenv.Vault
-	hsm          *testenv.SoftHSM
-	tpm          *testenv.SWTPM
-	minio        *testenv.MinIO
-	peer         *ststest.Server
-	storeToken   string // limited token the plugin uses for transit
-	tpmPassword  string
-	secretForms  []string // what must never appear anywhere
-	secretLabels []string
+	vault       *testenv.Vault
+	hsm         *testenv.SoftHSM
+	tpm         *testenv.SWTPM
+	minio       *testenv.MinIO
+	peer        *ststest.Server
+	storeToken  string // limited token the plugin uses for transit
+	tpmPassword string
+	secretForms []string // what must never appear anywhere
 }
 
 func setup(t *testing.T) *world {
