@@ -7,7 +7,7 @@ CACHE   ?= $(CURDIR)/.cache
 BIN     := $(CURDIR)/bin
 PLUGIN  := vault-plugin-aws-hmac
 
-.PHONY: all build test check unit bench demo deps tools clean
+.PHONY: all build test check unit bench bench-vault demo deps tools clean
 
 all: build
 
@@ -35,6 +35,10 @@ test: deps tools check
 ## bench: signer and key-store benchmarks beside their references
 bench: deps tools
 	source scripts/env.sh && $(GO) test -run '^$$' -bench . -benchmem ./sigv4/... ./hmac/
+
+## bench-vault: sign/ and creds/ in a real Vault, beside Vault's own paths and the baseline build
+bench-vault: deps tools
+	source scripts/env.sh && $(GO) test -run '^$$' -bench BenchmarkVault -benchtime 1x -timeout 30m ./internal/benchvault
 
 ## demo: dev Vault + plugin + transit key store + MinIO (or real AWS with AWS_ACCESS_KEY_ID set)
 demo: deps tools

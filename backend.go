@@ -45,6 +45,11 @@ type backend struct {
 // Factory returns a configured backend.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
+	if conf.System != nil {
+		sys := *conf
+		sys.System = &cachedSystemView{SystemView: conf.System}
+		conf = &sys
+	}
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}

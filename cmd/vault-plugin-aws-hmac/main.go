@@ -3,6 +3,7 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -12,6 +13,11 @@ import (
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The heap is a few MiB of short-lived request data: collecting it
+		// less often saves CPU that Vault, on the same cores, can use.
+		debug.SetGCPercent(400)
+	}
 	apiClientMeta := &api.PluginAPIClientMeta{}
 	flags := apiClientMeta.FlagSet()
 	if err := flags.Parse(os.Args[1:]); err != nil {

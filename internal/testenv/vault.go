@@ -22,6 +22,16 @@ type VaultOptions struct {
 	FileStorage bool
 	// Audit enables a file audit device at AuditPath.
 	Audit bool
+	// LogLevel is the server's log level; default trace, so tests can
+	// search everything it logs.
+	LogLevel string
+}
+
+func (o VaultOptions) logLevel() string {
+	if o.LogLevel == "" {
+		return "trace"
+	}
+	return o.LogLevel
 }
 
 // Vault is a running Vault server.
@@ -61,8 +71,8 @@ listener "tcp" {
 plugin_directory = %q
 api_addr         = %q
 disable_mlock    = true
-log_level        = "trace"
-`, v.StorageDir, port, v.PluginDir, v.Addr)
+log_level        = %q
+`, v.StorageDir, port, v.PluginDir, v.Addr, opts.logLevel())
 		confPath := filepath.Join(dir, "vault.hcl")
 		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
@@ -72,7 +82,7 @@ log_level        = "trace"
 		v.Token = randomToken()
 		v.Process = StartProcess(t, "vault", logPath, env, bin, "server", "-dev",
 			"-dev-root-token-id="+v.Token, "-dev-listen-address=127.0.0.1:"+strconv.Itoa(port),
-			"-dev-plugin-dir="+v.PluginDir, "-dev-no-store-token", "-log-level=trace")
+			"-dev-plugin-dir="+v.PluginDir, "-dev-no-store-token", "-log-level="+opts.logLevel())
 	}
 
 	cfg := api.DefaultConfig()
