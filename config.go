@@ -68,16 +68,21 @@ func anySlice(s []string) []any {
 	return out
 }
 
-// parse copies the common fields present in d.
-func (c *commonConfig) parse(d *framework.FieldData) {
-	for name, dst := range map[string]*string{
-		"access_key": &c.AccessKey, "key_store": &c.KeyStore, "region": &c.Region,
-		"sts_endpoint": &c.STSEndpoint, "sts_region": &c.STSRegion, "iam_endpoint": &c.IAMEndpoint,
-	} {
+// parseStrings copies the string fields present in d, trimmed.
+func parseStrings(d *framework.FieldData, fields map[string]*string) {
+	for name, dst := range fields {
 		if v, ok := d.GetOk(name); ok {
 			*dst = strings.TrimSpace(v.(string))
 		}
 	}
+}
+
+// parse copies the common fields present in d.
+func (c *commonConfig) parse(d *framework.FieldData) {
+	parseStrings(d, map[string]*string{
+		"access_key": &c.AccessKey, "key_store": &c.KeyStore, "region": &c.Region,
+		"sts_endpoint": &c.STSEndpoint, "sts_region": &c.STSRegion, "iam_endpoint": &c.IAMEndpoint,
+	})
 	if v, ok := d.GetOk("max_retries"); ok {
 		c.MaxRetries = v.(int)
 	}

@@ -144,11 +144,7 @@ func parseRoleFields(role *roleEntry, d *framework.FieldData) {
 		"credential_type": &role.CredentialType, "policy_document": &role.PolicyDocument,
 		"external_id": &role.ExternalID, "source_identity": &role.SourceIdentity, "mfa_serial_number": &role.MFASerialNumber,
 	}
-	for field, dst := range strs {
-		if v, ok := d.GetOk(field); ok {
-			*dst = strings.TrimSpace(v.(string))
-		}
-	}
+	parseStrings(d, strs)
 	lists := map[string]*[]string{
 		"role_arns": &role.RoleARNs, "policy_arns": &role.PolicyARNs, "transitive_tag_keys": &role.TransitiveTagKeys,
 		"allowed_services": &role.AllowedServices, "allowed_regions": &role.AllowedRegions, "allowed_hosts": &role.AllowedHosts,

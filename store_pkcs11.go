@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"regexp"
-	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 
@@ -42,14 +41,10 @@ type pkcs11Params struct {
 }
 
 func (p *pkcs11Params) parse(d *framework.FieldData) error {
-	for name, dst := range map[string]*string{
+	parseStrings(d, map[string]*string{
 		"pkcs11_module": &p.Module, "pkcs11_token_label": &p.TokenLabel, "pkcs11_token_serial": &p.TokenSerial,
 		"pkcs11_key_label": &p.KeyLabel, "pkcs11_key_id": &p.KeyID, "pkcs11_pin": &p.PIN,
-	} {
-		if v, ok := d.GetOk(name); ok {
-			*dst = strings.TrimSpace(v.(string))
-		}
-	}
+	})
 	if v, ok := d.GetOk("pkcs11_max_sessions"); ok {
 		p.MaxSessions = v.(int)
 	}

@@ -34,14 +34,10 @@ type tinkParams struct {
 }
 
 func (p *tinkParams) parse(d *framework.FieldData) error {
-	for name, dst := range map[string]*string{
+	parseStrings(d, map[string]*string{
 		"tink_kek_uri": &p.KEKURI, "tink_keyset": &p.Keyset,
 		"tink_vault_address": &p.VaultAddress, "tink_vault_token": &p.VaultToken,
-	} {
-		if v, ok := d.GetOk(name); ok {
-			*dst = strings.TrimSpace(v.(string))
-		}
-	}
+	})
 	return nil
 }
 

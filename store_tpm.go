@@ -43,11 +43,7 @@ type tpmParams struct {
 }
 
 func (p *tpmParams) parse(d *framework.FieldData) error {
-	for name, dst := range map[string]*string{"tpm_device": &p.Device, "tpm_password": &p.Password} {
-		if v, ok := d.GetOk(name); ok {
-			*dst = strings.TrimSpace(v.(string))
-		}
-	}
+	parseStrings(d, map[string]*string{"tpm_device": &p.Device, "tpm_password": &p.Password})
 	for name, dst := range map[string]*uint32{"tpm_parent_handle": &p.ParentHandle, "tpm_persistent_handle": &p.PersistentHandle} {
 		if v, ok := d.GetOk(name); ok {
 			h, err := parseHandle(v.(string))

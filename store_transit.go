@@ -39,14 +39,10 @@ type transitParams struct {
 }
 
 func (p *transitParams) parse(d *framework.FieldData) error {
-	for name, dst := range map[string]*string{
+	parseStrings(d, map[string]*string{
 		"transit_address": &p.Address, "transit_mount": &p.Mount, "transit_key_name": &p.KeyName,
 		"transit_namespace": &p.Namespace, "transit_ca_cert": &p.CACert, "transit_token": &p.Token,
-	} {
-		if v, ok := d.GetOk(name); ok {
-			*dst = strings.TrimSpace(v.(string))
-		}
-	}
+	})
 	if v, ok := d.GetOk("transit_key_version"); ok {
 		p.KeyVersion = v.(int)
 	}

@@ -91,8 +91,8 @@ func BenchmarkVault(b *testing.B) {
 	fmt.Fprintf(&out, "  %-40s %9s  (+%s)\n", "aws-hmac/creds/:role ("+baseCommit+")", baseP50.Round(time.Microsecond), (baseP50 - stsP50).Round(time.Microsecond))
 	fmt.Print(out.String())
 	b.ReportMetric(median(ratios), "sign-speedup")
-	b.ReportMetric(float64((credsP50-stsP50).Microseconds()), "creds-overhead-µs")
-	b.ReportMetric(float64((baseP50-stsP50).Microseconds()), "baseline-creds-overhead-µs")
+	b.ReportMetric(float64((credsP50 - stsP50).Microseconds()), "creds-overhead-µs")
+	b.ReportMetric(float64((baseP50 - stsP50).Microseconds()), "baseline-creds-overhead-µs")
 }
 
 type row struct {
