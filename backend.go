@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-kms-wrapping/entropy/v2"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -45,7 +46,9 @@ type backend struct {
 // Factory returns a configured backend.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
-	if conf.System != nil {
+	// A system view with its own entropy source is used as it is: wrapping
+	// it would hide that source from the framework.
+	if _, sourcer := conf.System.(entropy.Sourcer); conf.System != nil && !sourcer {
 		sys := *conf
 		sys.System = &cachedSystemView{SystemView: conf.System}
 		conf = &sys

@@ -77,7 +77,7 @@ func BenchmarkVault(b *testing.B) {
 	results = append(results,
 		row{"aws-hmac/sign/:role (this tree)", median(cur)},
 		row{"aws-hmac/sign/:role (" + baseCommit + ")", median(base)})
-	credsP50, baseP50, stsP50 := w.credsLatency(b)
+	credsP50, baseP50, stsP50, readP50 := w.credsLatency(b)
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nrequests per second, %d connections, %s each:\n", connections, dur)
@@ -86,6 +86,7 @@ func BenchmarkVault(b *testing.B) {
 	}
 	fmt.Fprintf(&out, "  sign/ this tree ÷ %s, per round: %s; median %.2f×\n", baseCommit, fmtRatios(ratios), median(ratios))
 	fmt.Fprintf(&out, "\np50 latency, one request at a time:\n")
+	fmt.Fprintf(&out, "  %-40s %9s\n", "aws-hmac/roles/:name (Vault to plugin)", readP50.Round(time.Microsecond))
 	fmt.Fprintf(&out, "  %-40s %9s\n", "bare STS AssumeRole (SDK to MinIO)", stsP50.Round(time.Microsecond))
 	fmt.Fprintf(&out, "  %-40s %9s  (+%s)\n", "aws-hmac/creds/:role (this tree)", credsP50.Round(time.Microsecond), (credsP50 - stsP50).Round(time.Microsecond))
 	fmt.Fprintf(&out, "  %-40s %9s  (+%s)\n", "aws-hmac/creds/:role ("+baseCommit+")", baseP50.Round(time.Microsecond), (baseP50 - stsP50).Round(time.Microsecond))
@@ -211,7 +212,7 @@ func (w *bench) do(method, path string, body []byte) error {
 
 // credsLatency measures creds/ on both builds and the bare AssumeRole
 // they make, in alternating blocks, one request at a time.
-func (w *bench) credsLatency(b *testing.B) (current, baseline, bare time.Duration) {
+func (w *bench) credsLatency(b *testing.B) (current, baseline, bare, read time.Duration) {
 	b.Helper()
 	client := sts.New(sts.Options{
 		Region: w.minio.Region, BaseEndpoint: aws.String(w.minio.Endpoint),
@@ -223,11 +224,12 @@ func (w *bench) credsLatency(b *testing.B) (current, baseline, bare time.Duratio
 		})
 		return err
 	}
-	samples := make([][]time.Duration, 3)
+	samples := make([][]time.Duration, 4)
 	calls := []func() error{
 		func() error { return w.do(http.MethodGet, "aws-hmac/creds/deploy", nil) },
 		func() error { return w.do(http.MethodGet, "aws-hmac-base/creds/deploy", nil) },
 		assume,
+		func() error { return w.do(http.MethodGet, "aws-hmac/roles/deploy", nil) },
 	}
 	for range 10 {
 		for i, call := range calls {
@@ -240,7 +242,7 @@ func (w *bench) credsLatency(b *testing.B) (current, baseline, bare time.Duratio
 			}
 		}
 	}
-	return p50(samples[0]), p50(samples[1]), p50(samples[2])
+	return p50(samples[0]), p50(samples[1]), p50(samples[2]), p50(samples[3])
 }
 
 func p50(d []time.Duration) time.Duration {
