@@ -2,9 +2,11 @@ package awshmac
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tink"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -121,5 +123,34 @@ func TestConfigWriteDropsCachedKey(t *testing.T) {
 	e.b.invalidate(context.Background(), "config")
 	if third := e.engine(t); third == second {
 		t.Fatal("Invalidate kept the old engine")
+	}
+}
+
+// Store failures on a config write are the operator's to fix: 400 naming
+// the store, the same for an import and an open, and nothing stored.
+func TestConfigStoreFailuresAre400(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	before, _ := e.storage.Get(context.Background(), configStoragePath)
+
+	// The secret again, while the config already holds its keyset.
+	resp, err := e.request(t, logical.UpdateOperation, "config", map[string]any{"secret_key": keytest.Secret})
+	if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), "secret_key") {
+		t.Fatalf("secret_key again: %v %v, want 400 naming secret_key", resp, err)
+	}
+	// An import whose KEK cannot be reached, and an open likewise.
+	missing := tink.LocalKEKScheme + e.kekPath + ".missing"
+	for _, data := range []map[string]any{
+		{"tink_kek_uri": missing, "tink_keyset": "", "secret_key": keytest.Secret},
+		{"tink_kek_uri": missing},
+	} {
+		resp, err := e.request(t, logical.UpdateOperation, "config", data)
+		if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), "tink key store") {
+			t.Fatalf("%v: %v %v, want 400 naming the tink key store", data, resp, err)
+		}
+	}
+	after, _ := e.storage.Get(context.Background(), configStoragePath)
+	if string(after.Value) != string(before.Value) {
+		t.Fatal("a failed config write changed the stored config")
 	}
 }
