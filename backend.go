@@ -6,6 +6,7 @@ package awshmac
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,13 +40,26 @@ type backend struct {
 
 	roles roleCache
 
+	// screened mirrors the paths' patterns for HandleRequest's screen.
+	screened []screenedPath
+
 	// refreshInterval is how often a transit key's version is reread.
 	refreshInterval time.Duration
+
+	// env is what the plugin's registration environment allows.
+	env operatorEnv
 }
 
 // Factory returns a configured backend.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	return factory(ctx, conf, os.Getenv)
+}
+
+// factory takes the environment as a function: the test seam for the
+// registration environment.
+func factory(ctx context.Context, conf *logical.BackendConfig, getenv func(string) string) (logical.Backend, error) {
 	b := newBackend()
+	b.env = loadOperatorEnv(getenv)
 	// A system view with its own entropy source is used as it is: wrapping
 	// it would hide that source from the framework.
 	if _, sourcer := conf.System.(entropy.Sourcer); conf.System != nil && !sourcer {
@@ -80,6 +94,7 @@ func newBackend() *backend {
 		PeriodicFunc:   b.periodic,
 		RunningVersion: Version,
 	}
+	b.initScreen()
 	return b
 }
 

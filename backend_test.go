@@ -33,7 +33,10 @@ func newTestEnv(t *testing.T) *testEnv {
 	if sys, ok := config.System.(*logical.StaticSystemView); ok {
 		sys.PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "1.21.0"}
 	}
-	b, err := Factory(context.Background(), config)
+	// The tests' Tink KEK is the cleartext local one: allowed, as in development.
+	b, err := factory(context.Background(), config, func(name string) string {
+		return map[string]string{envAllowInsecure: "1"}[name]
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,15 +109,26 @@ func (c *commonConfig) validate() error {
 	case storeKinds[c.KeyStore] == nil:
 		return badInput("key_store must be one of %s", strings.Join(storeNames(), ", "))
 	case !regionRe.MatchString(c.Region):
-		return badInput("region %q is not an AWS region name like eu-west-3", c.Region)
+		return badInput("region is not an AWS region name like eu-west-3")
 	case c.STSRegion != "" && !regionRe.MatchString(c.STSRegion):
-		return badInput("sts_region %q is not an AWS region name", c.STSRegion)
+		return badInput("sts_region is not an AWS region name like eu-west-3")
 	case c.MaxRetries < -1 || c.MaxRetries > 10:
 		return badInput("max_retries must be between -1 and 10")
 	case c.STSTimeout < 0 || c.STSTimeout > maxSTSTimeout:
 		return badInput("sts_timeout must be between 1s and %s", maxSTSTimeout)
 	}
-	return validateURLs(map[string]string{"sts_endpoint": c.STSEndpoint, "iam_endpoint": c.IAMEndpoint})
+	return validateURLs(c.endpoints())
+}
+
+func (c *commonConfig) endpoints() map[string]string {
+	return map[string]string{"sts_endpoint": c.STSEndpoint, "iam_endpoint": c.IAMEndpoint}
+}
+
+// endpoints is every URL field of the config, by name.
+func (c *pluginConfig) endpoints() map[string]string {
+	out := c.commonConfig.endpoints()
+	maps.Copy(out, c.store.endpoints())
+	return out
 }
 
 // validateURLs checks optional endpoint fields, by name.

@@ -166,6 +166,10 @@ func (b *backend) buildEngine(ctx context.Context, s logical.Storage) error {
 	if cfg == nil {
 		return errNotConfigured
 	}
+	// The registration may have changed since the config was written.
+	if err := b.allowed(cfg); err != nil {
+		return &storeError{store: cfg.KeyStore, err: err}
+	}
 	key, err := openStoreKey(ctx, cfg)
 	if err != nil {
 		return err
@@ -182,6 +186,15 @@ func (b *backend) buildEngine(ctx context.Context, s logical.Storage) error {
 	}
 	b.current.Store(e)
 	return nil
+}
+
+// allowed checks a stored config against the registration environment.
+func (b *backend) allowed(cfg *pluginConfig) error {
+	if err := cfg.store.validate(&b.env); err != nil {
+		return err
+	}
+	_, err := b.env.check(cfg)
+	return err
 }
 
 // install makes e the engine and retires the one it replaces; nil only

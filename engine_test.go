@@ -34,9 +34,11 @@ func (e *testEnv) storeConfig(t *testing.T, store string) map[string]any {
 		return with(base, "transit_address", v.Addr, "transit_token", v.Token)
 	case "pkcs11":
 		hsm := testenv.NewSoftHSM(t, "aws-hmac")
+		e.b.env.pkcs11Modules = append(e.b.env.pkcs11Modules, hsm.Module)
 		return with(base, "pkcs11_module", hsm.Module, "pkcs11_token_label", hsm.Label, "pkcs11_pin", hsm.PIN)
 	case "tpm":
 		sw := testenv.StartSWTPM(t)
+		e.b.env.tpmAddresses = append(e.b.env.tpmAddresses, sw.Addr)
 		return with(base, "tpm_device", "tcp://"+sw.Addr)
 	}
 	t.Fatalf("no such store %s", store)

@@ -79,9 +79,10 @@ func (b *backend) configExists(ctx context.Context, req *logical.Request, _ *fra
 
 // configWrite is a parsed config write.
 type configWrite struct {
-	cfg    *pluginConfig
-	secret string
-	verify bool
+	cfg      *pluginConfig
+	secret   string
+	verify   bool
+	warnings []string
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -92,16 +93,31 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return b.respond(nil, err)
 	}
-	w, err := parseConfigWrite(existing, d)
+	w, err := parseConfigWrite(existing, d, &b.env)
 	if err != nil {
 		return b.respond(nil, err)
 	}
-	return b.respond(nil, b.applyConfig(ctx, req.Storage, w))
+	if err := b.applyConfig(ctx, req.Storage, w); err != nil {
+		return b.respond(nil, err)
+	}
+	return b.respond(withWarnings(w.warnings), nil)
+}
+
+// withWarnings is an empty response carrying warnings, or none at all.
+func withWarnings(warnings []string) *logical.Response {
+	if len(warnings) == 0 {
+		return nil
+	}
+	resp := &logical.Response{}
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
+	return resp
 }
 
 // parseConfigWrite applies the fields present in d to a copy of the
 // existing config and validates the result.
-func parseConfigWrite(existing *pluginConfig, d *framework.FieldData) (*configWrite, error) {
+func parseConfigWrite(existing *pluginConfig, d *framework.FieldData, env *operatorEnv) (*configWrite, error) {
 	cfg := &pluginConfig{}
 	if existing != nil {
 		var err error
@@ -122,14 +138,18 @@ func parseConfigWrite(existing *pluginConfig, d *framework.FieldData) (*configWr
 		return nil, err
 	}
 	cfg.store.applyDefaults(cfg.AccessKey)
-	if err := cfg.store.validate(); err != nil {
+	if err := cfg.store.validate(env); err != nil {
+		return nil, err
+	}
+	warnings, err := env.check(cfg)
+	if err != nil {
 		return nil, err
 	}
 	secret := strings.TrimSpace(d.Get("secret_key").(string))
 	if secret != "" && len(secret) != 40 && (len(secret) < 16 || len(secret) > 128) {
 		return nil, badInput("secret_key does not look like an AWS secret access key")
 	}
-	return &configWrite{cfg: cfg, secret: secret, verify: !d.Get("skip_verification").(bool)}, nil
+	return &configWrite{cfg: cfg, secret: secret, verify: !d.Get("skip_verification").(bool), warnings: warnings}, nil
 }
 
 // applyConfig opens or imports the key, proves it, stores the config and
@@ -216,7 +236,15 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if e := b.current.Load(); e != nil && e.cfg == cfg {
 		maps.Copy(data, e.tokenStatus())
 	}
-	return b.respond(&logical.Response{Data: data}, nil)
+	resp := &logical.Response{Data: data}
+	warnings, err := b.env.check(cfg)
+	if err != nil {
+		warnings = []string{err.Error()}
+	}
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
+	return b.respond(resp, nil)
 }
 
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {

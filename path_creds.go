@@ -155,7 +155,7 @@ func parseRoleARN(role *roleEntry, d *framework.FieldData) (string, error) {
 	case roleARN == "":
 		return role.RoleARNs[0], nil
 	case !slices.Contains(role.RoleARNs, roleARN):
-		return "", badInput("role_arn %q is not one of the role's role_arns", roleARN)
+		return "", badInput("role_arn is not one of the role's role_arns")
 	}
 	return roleARN, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"regexp"
 	"slices"
@@ -129,7 +130,7 @@ func parseSignRequest(d *framework.FieldData, defaultRegion string) (*signReques
 		in.region = defaultRegion
 	}
 	if !regionRe.MatchString(in.region) {
-		return nil, badInput("region %q is not an AWS region name", in.region)
+		return nil, badInput("region is not an AWS region name like eu-west-3")
 	}
 	return in, nil
 }
@@ -138,7 +139,7 @@ func parseSignRequest(d *framework.FieldData, defaultRegion string) (*signReques
 func (in *signRequest) parseTarget(d *framework.FieldData) error {
 	in.method = strings.ToUpper(strings.TrimSpace(d.Get("method").(string)))
 	if !methodRe.MatchString(in.method) {
-		return badInput("method %q is not an HTTP method", in.method)
+		return badInput("method is not an HTTP method such as GET or PUT")
 	}
 	rawURL := strings.TrimSpace(d.Get("url").(string))
 	if rawURL == "" {
@@ -154,7 +155,7 @@ func (in *signRequest) parseTarget(d *framework.FieldData) error {
 		return badInput("service is required (the signing name, e.g. s3)")
 	}
 	if !serviceRe.MatchString(in.service) || strings.Contains(in.service, "*") {
-		return badInput("service %q is not a service signing name", in.service)
+		return badInput("service is not a service signing name such as s3 or sts")
 	}
 	in.region = strings.TrimSpace(d.Get("region").(string))
 	return nil
@@ -168,16 +169,19 @@ func (in *signRequest) parseHeaders(d *framework.FieldData) error {
 	}
 	for k, v := range raw.(map[string]any) {
 		if !headerNameRe.MatchString(k) {
-			return badInput("headers: %q is not a valid header name", k)
+			return badInput("headers: a name is not a valid header name")
 		}
 		if slices.ContainsFunc(reservedHeaders, func(r string) bool { return strings.EqualFold(r, k) }) {
-			return badInput("headers: %s is set by the signer and may not be given", k)
+			return badInput("headers: %s is set by the signer and may not be given", textproto.CanonicalMIMEHeaderKey(k))
 		}
 		values, err := headerValues(v)
 		if err != nil {
-			return badInput("headers: %s: %s", k, err)
+			return badInput("headers: %s", err)
 		}
 		for _, hv := range values {
+			if strings.ContainsFunc(hv, isControl) {
+				return badInput("headers: a value has a control character")
+			}
 			in.header.Add(k, hv)
 		}
 	}
@@ -234,11 +238,11 @@ func (in *signRequest) s3() bool { return in.service == "s3" }
 func (in *signRequest) authorise(name string, role *roleEntry) error {
 	switch {
 	case !matchScope(role.AllowedServices, in.service):
-		return outOfScope("service: role %q may not sign for service %q (allowed_services: %s)", name, in.service, listOrNone(role.AllowedServices))
+		return outOfScope("service: the role may not sign for this service (allowed_services: %s)", listOrNone(role.AllowedServices))
 	case !matchScope(role.AllowedRegions, in.region):
-		return outOfScope("region: role %q may not sign for region %q (allowed_regions: %s)", name, in.region, listOrNone(role.AllowedRegions))
+		return outOfScope("region: the role may not sign for this region (allowed_regions: %s)", listOrNone(role.AllowedRegions))
 	case !matchScope(role.AllowedHosts, in.url.Host) && !matchScope(role.AllowedHosts, in.url.Hostname()):
-		return outOfScope("url: role %q may not sign for host %q (allowed_hosts: %s)", name, in.url.Host, listOrNone(role.AllowedHosts))
+		return outOfScope("url: the role may not sign for this host (allowed_hosts: %s)", listOrNone(role.AllowedHosts))
 	}
 	return nil
 }
@@ -325,6 +329,12 @@ func headerValues(v any) ([]string, error) {
 		return []string{fmt.Sprint(t)}, nil
 	}
 	return nil, fmt.Errorf("values must be strings")
+}
+
+// isControl matches what may not appear in a header value: control
+// characters other than tab, which could split or forge headers downstream.
+func isControl(r rune) bool {
+	return (r < 0x20 && r != '\t') || r == 0x7f
 }
 
 func listOrNone(l []string) string {

@@ -40,7 +40,9 @@ var (
 	mfaSerialRe = regexp.MustCompile(`^[\w+=/:,.@-]{9,256}$`)
 	serviceRe   = regexp.MustCompile(`^[a-z0-9*][a-z0-9.*-]{0,62}$`)
 	regionOrAny = regexp.MustCompile(`^(\*|[a-z]{2}(-[a-z]+)+-\d+)$`)
-	hostRe      = regexp.MustCompile(`^[a-zA-Z0-9*][a-zA-Z0-9.*-]*(:\d{1,5})?$`)
+	// A host: *, or an optional "*." and then at least one DNS label, or an
+	// IP literal; with an optional port.
+	hostPatternRe = regexp.MustCompile(`^(\*|(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(:\d{1,5})?$`)
 )
 
 // roleEntry is a role as stored. Entries handed out by the cache are
@@ -123,7 +125,7 @@ func (r *roleEntry) validateType() error {
 		return badInput("credential_type is required: session_token, assumed_role or federation_token")
 	}
 	if !slices.Contains(credentialTypes, r.CredentialType) {
-		return badInput("credential_type %q is not one of %s", r.CredentialType, strings.Join(credentialTypes, ", "))
+		return badInput("credential_type must be one of %s", strings.Join(credentialTypes, ", "))
 	}
 	assumed, federation, session := r.CredentialType == credentialAssumedRole, r.CredentialType == credentialFederationToken, r.CredentialType == credentialSessionToken
 	switch {
@@ -145,22 +147,21 @@ func (r *roleEntry) validateARNs() error {
 	if len(r.PolicyARNs) > 10 {
 		return badInput("policy_arns: at most 10 managed policies")
 	}
-	for _, a := range r.RoleARNs {
-		if !roleARNRe.MatchString(a) {
-			return badInput("role_arns: %q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", a)
-		}
+	if len(r.RoleARNs) > maxListItems {
+		return badInput("role_arns: at most %d role ARNs", maxListItems)
 	}
-	for _, a := range r.PolicyARNs {
-		if !policyARNRe.MatchString(a) {
-			return badInput("policy_arns: %q is not an IAM policy ARN", a)
-		}
+	if i := firstMismatch(r.RoleARNs, roleARNRe); i > 0 {
+		return badInput("role_arns: item %d is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", i)
+	}
+	if i := firstMismatch(r.PolicyARNs, policyARNRe); i > 0 {
+		return badInput("policy_arns: item %d is not an IAM policy ARN", i)
 	}
 	if r.PolicyDocument == "" {
 		return nil
 	}
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(r.PolicyDocument), &doc); err != nil {
-		return badInput("policy_document is not a JSON object: %s", err)
+		return badInput("policy_document is not a JSON object")
 	}
 	if len(r.PolicyDocument)+len(strings.Join(r.PolicyARNs, "")) > 2048 {
 		return badInput("policy_document and policy_arns together exceed STS's 2048 characters")
@@ -178,19 +179,19 @@ func (r *roleEntry) validateTags() error {
 	lowerTags := map[string]bool{}
 	for k, v := range r.SessionTags {
 		if len([]rune(k)) < 1 || len([]rune(k)) > 128 || !tagRe.MatchString(k) {
-			return badInput("session_tags: key %q must be 1 to 128 letters, digits, spaces or _.:/=+-@", k)
+			return badInput("session_tags: keys must be 1 to 128 letters, digits, spaces or _.:/=+-@")
 		}
 		if len([]rune(v)) > 256 || !tagRe.MatchString(v) {
-			return badInput("session_tags: value of %q must be up to 256 letters, digits, spaces or _.:/=+-@", k)
+			return badInput("session_tags: values must be up to 256 letters, digits, spaces or _.:/=+-@")
 		}
 		if lowerTags[strings.ToLower(k)] {
-			return badInput("session_tags: key %q repeats another in a different case; tag keys are case-insensitive", k)
+			return badInput("session_tags: two keys differ only in case; tag keys are case-insensitive")
 		}
 		lowerTags[strings.ToLower(k)] = true
 	}
-	for _, k := range r.TransitiveTagKeys {
+	for i, k := range r.TransitiveTagKeys {
 		if !lowerTags[strings.ToLower(k)] {
-			return badInput("transitive_tag_keys: %q is not one of session_tags", k)
+			return badInput("transitive_tag_keys: item %d is not one of session_tags", i+1)
 		}
 	}
 	return nil
@@ -222,22 +223,31 @@ func (r *roleEntry) validateTTLs() error {
 }
 
 func (r *roleEntry) validateScope() error {
-	for _, s := range r.AllowedServices {
-		if !serviceRe.MatchString(s) {
-			return badInput("allowed_services: %q is not a service signing name such as s3 or sts", s)
+	for name, list := range map[string][]string{"allowed_services": r.AllowedServices, "allowed_regions": r.AllowedRegions, "allowed_hosts": r.AllowedHosts} {
+		if len(list) > maxListItems {
+			return badInput("%s: at most %d items", name, maxListItems)
 		}
 	}
-	for _, s := range r.AllowedRegions {
-		if !regionOrAny.MatchString(s) {
-			return badInput("allowed_regions: %q is not a region name or *", s)
-		}
+	if i := firstMismatch(r.AllowedServices, serviceRe); i > 0 {
+		return badInput("allowed_services: item %d is not a service signing name such as s3 or sts", i)
 	}
-	for _, h := range r.AllowedHosts {
-		if !hostRe.MatchString(h) || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.") && h != "*") || strings.Count(h, "*") > 1 {
-			return badInput("allowed_hosts: %q is not a host name, *.domain or *", h)
-		}
+	if i := firstMismatch(r.AllowedRegions, regionOrAny); i > 0 {
+		return badInput("allowed_regions: item %d is not a region name or *", i)
+	}
+	if i := firstMismatch(r.AllowedHosts, hostPatternRe); i > 0 {
+		return badInput("allowed_hosts: item %d is not a host name (with an optional :port), *.domain or *", i)
 	}
 	return nil
+}
+
+// firstMismatch is the 1-based position of the first item re refuses, or 0.
+func firstMismatch(items []string, re *regexp.Regexp) int {
+	for i, s := range items {
+		if !re.MatchString(s) {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // roleCache keeps the roles read from storage. Misses are not cached, so a
@@ -303,7 +313,7 @@ func (b *backend) role(ctx context.Context, s logical.Storage, name string) (*ro
 func (b *backend) existingRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
 	role, err := b.role(ctx, s, name)
 	if err == nil && role == nil {
-		return nil, badInput("name: role %q does not exist", name)
+		return nil, badInput("name: no role of that name exists")
 	}
 	return role, err
 }

@@ -29,8 +29,13 @@ type storeParams interface {
 	parse(d *framework.FieldData) error
 	// applyDefaults fills what the store derives when left empty.
 	applyDefaults(accessKey string)
-	// validate checks the fields, with defaults applied; it changes nothing.
-	validate() error
+	// validate checks the fields, with defaults applied, against what the
+	// registration environment allows; it changes nothing.
+	validate(env *operatorEnv) error
+	// endpoints are the URL fields, by name, for the plain-http check.
+	endpoints() map[string]string
+	// insecureUses names the development-only settings in use.
+	insecureUses() []string
 	// data is the read-back: every field but the write-only ones.
 	data() map[string]any
 	// open opens the key its reference names.

@@ -57,7 +57,7 @@ func (p *pkcs11Params) applyDefaults(accessKey string) {
 	}
 }
 
-func (p *pkcs11Params) validate() error {
+func (p *pkcs11Params) validate(env *operatorEnv) error {
 	switch {
 	case p.Module == "":
 		return badInput("pkcs11_module is required for the pkcs11 key store")
@@ -69,9 +69,16 @@ func (p *pkcs11Params) validate() error {
 		return badInput("pkcs11_key_id must be hex")
 	case p.MaxSessions < 0 || p.MaxSessions > 1024:
 		return badInput("pkcs11_max_sessions must be between 0 and 1024")
+	case !env.allowsModule(p.Module):
+		// Checked before anything loads it: dlopen runs the library's code.
+		return badInput("pkcs11_module is not one of the libraries the plugin's registration allows (%s)", envPKCS11Modules)
 	}
 	return nil
 }
+
+func (p *pkcs11Params) endpoints() map[string]string { return nil }
+
+func (p *pkcs11Params) insecureUses() []string { return nil }
 
 func (p *pkcs11Params) data() map[string]any {
 	return map[string]any{

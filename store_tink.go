@@ -43,14 +43,25 @@ func (p *tinkParams) parse(d *framework.FieldData) error {
 
 func (p *tinkParams) applyDefaults(string) {}
 
-func (p *tinkParams) validate() error {
+func (p *tinkParams) validate(*operatorEnv) error {
 	switch {
 	case p.KEKURI == "":
 		return badInput("tink_kek_uri is required for the tink key store")
 	case p.hcvault() && (p.VaultAddress == "" || p.VaultToken == ""):
 		return badInput("tink_vault_address and tink_vault_token are required for an hcvault:// KEK")
 	}
-	return validateURLs(map[string]string{"tink_vault_address": p.VaultAddress})
+	return validateURLs(p.endpoints())
+}
+
+func (p *tinkParams) endpoints() map[string]string {
+	return map[string]string{"tink_vault_address": p.VaultAddress}
+}
+
+func (p *tinkParams) insecureUses() []string {
+	if strings.HasPrefix(p.KEKURI, tink.LocalKEKScheme) {
+		return []string{"tink_kek_uri is a cleartext local KEK (" + tink.LocalKEKScheme + ")"}
+	}
+	return nil
 }
 
 func (p *tinkParams) hcvault() bool { return strings.HasPrefix(p.KEKURI, "hcvault://") }

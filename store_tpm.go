@@ -78,6 +78,9 @@ func parseHandle(s string) (uint32, error) {
 }
 
 func (p *tpmParams) parsePCRs(pcrs []int) error {
+	if len(pcrs) > 24 {
+		return badInput("tpm_pcrs: at most 24 PCRs")
+	}
 	p.PCRs = nil
 	for _, pcr := range pcrs {
 		if pcr < 0 || pcr > 23 {
@@ -94,10 +97,10 @@ func (p *tpmParams) applyDefaults(string) {
 	}
 }
 
-func (p *tpmParams) validate() error {
+func (p *tpmParams) validate(env *operatorEnv) error {
 	switch h := p.PersistentHandle; {
-	case !strings.HasPrefix(p.Device, "/dev/") && !strings.HasPrefix(p.Device, "tcp://"):
-		return badInput("tpm_device must be a device path such as /dev/tpmrm0 or tcp://HOST:PORT")
+	case !env.allowsTPM(p.Device):
+		return badInput("tpm_device must be /dev/tpmN, /dev/tpmrmN, or a tcp://HOST:PORT the plugin's registration allows (%s)", envTPMAddresses)
 	case h != 0 && (h < 0x81000000 || h > 0x817FFFFF):
 		return badInput("tpm_persistent_handle must be in the owner range 0x81000000-0x817FFFFF")
 	case p.ParentHandle != 0 && (p.ParentHandle < 0x81000000 || p.ParentHandle > 0x81FFFFFF):
@@ -105,6 +108,10 @@ func (p *tpmParams) validate() error {
 	}
 	return nil
 }
+
+func (p *tpmParams) endpoints() map[string]string { return nil }
+
+func (p *tpmParams) insecureUses() []string { return nil }
 
 func (p *tpmParams) data() map[string]any {
 	return map[string]any{

@@ -58,7 +58,7 @@ func (p *transitParams) applyDefaults(accessKey string) {
 	}
 }
 
-func (p *transitParams) validate() error {
+func (p *transitParams) validate(*operatorEnv) error {
 	switch {
 	case p.Address == "":
 		return badInput("transit_address is required for the transit key store")
@@ -67,8 +67,14 @@ func (p *transitParams) validate() error {
 	case p.KeyVersion < 0:
 		return badInput("transit_key_version must not be negative")
 	}
-	return validateURLs(map[string]string{"transit_address": p.Address})
+	return validateURLs(p.endpoints())
 }
+
+func (p *transitParams) endpoints() map[string]string {
+	return map[string]string{"transit_address": p.Address}
+}
+
+func (p *transitParams) insecureUses() []string { return nil }
 
 func (p *transitParams) data() map[string]any {
 	return map[string]any{

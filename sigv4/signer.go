@@ -162,6 +162,9 @@ func (s *Signer) sign(ctx context.Context, key awshmac.Key, r *http.Request, pay
 	if key == nil {
 		return signedParts{}, errors.New("sigv4: no key")
 	}
+	if err := ctx.Err(); err != nil {
+		return signedParts{}, err // the caller has gone: do no work for it
+	}
 	t := signingTime.UTC()
 	var dateBuf [16]byte
 	amzDate := string(t.AppendFormat(dateBuf[:0], timeFormat))

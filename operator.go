@@ -1,0 +1,108 @@
+package awshmac
+
+import (
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// The registration environment's variables: set with
+// `vault plugin register -env NAME=VALUE`, so only Vault's operator — not
+// whoever may write config — decides what the plugin may load or reach.
+const (
+	envPKCS11Modules = "AWS_HMAC_PKCS11_MODULES" // colon-separated library paths
+	envTPMAddresses  = "AWS_HMAC_TPM_ADDRESSES"  // comma-separated host:port of TPM simulators
+	envAllowInsecure = "AWS_HMAC_ALLOW_INSECURE" // 1: development-only settings are allowed, with warnings
+)
+
+// defaultPKCS11Modules are SoftHSM2's paths on Debian, Ubuntu and RHEL.
+var defaultPKCS11Modules = []string{
+	"/usr/lib/softhsm/libsofthsm2.so",
+	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+	"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+	"/usr/lib64/pkcs11/libsofthsm2.so",
+	"/usr/lib64/softhsm/libsofthsm2.so",
+}
+
+var tpmDeviceRe = regexp.MustCompile(`^/dev/tpm(rm)?[0-9]{1,3}$`)
+
+// operatorEnv is what the registration environment allows.
+type operatorEnv struct {
+	pkcs11Modules []string
+	tpmAddresses  []string
+	allowInsecure bool
+}
+
+func loadOperatorEnv(getenv func(string) string) operatorEnv {
+	env := operatorEnv{pkcs11Modules: defaultPKCS11Modules, allowInsecure: getenv(envAllowInsecure) == "1"}
+	if v := getenv(envPKCS11Modules); v != "" {
+		env.pkcs11Modules = splitList(v, ":")
+	}
+	env.tpmAddresses = splitList(getenv(envTPMAddresses), ",")
+	return env
+}
+
+func splitList(v, sep string) []string {
+	var out []string
+	for _, s := range strings.Split(v, sep) {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// allowsModule matches the path exactly: no cleaning, so no ../ trick.
+func (o *operatorEnv) allowsModule(path string) bool {
+	return slices.Contains(o.pkcs11Modules, path)
+}
+
+// allowsTPM admits kernel TPM devices and the listed simulator addresses.
+func (o *operatorEnv) allowsTPM(device string) bool {
+	if addr, ok := strings.CutPrefix(device, "tcp://"); ok {
+		return slices.Contains(o.tpmAddresses, addr)
+	}
+	return tpmDeviceRe.MatchString(device)
+}
+
+// check refuses what only development may use, unless the environment
+// allows it; then it returns a warning for each such use.
+func (o *operatorEnv) check(cfg *pluginConfig) ([]string, error) {
+	uses := plainHTTPUses(cfg.endpoints())
+	uses = append(uses, cfg.store.insecureUses()...)
+	if len(uses) == 0 {
+		return nil, nil
+	}
+	slices.Sort(uses)
+	if !o.allowInsecure {
+		return nil, badInput("%s; refused unless the plugin is registered with %s=1 (development only)", uses[0], envAllowInsecure)
+	}
+	warnings := make([]string, len(uses))
+	for i, u := range uses {
+		warnings[i] = "insecure, allowed by " + envAllowInsecure + ": " + u
+	}
+	return warnings, nil
+}
+
+// plainHTTPUses names the endpoint fields that send signed requests,
+// credentials or tokens in clear to a host other than this one.
+func plainHTTPUses(endpoints map[string]string) []string {
+	var uses []string
+	for field, raw := range endpoints {
+		u, err := url.Parse(raw)
+		if err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			uses = append(uses, field+" is plain http to a host other than loopback")
+		}
+	}
+	return uses
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
