@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tink"
@@ -58,6 +59,10 @@ func (e *testEnv) request(t *testing.T, op logical.Operation, path string, data 
 	req := &logical.Request{Operation: op, Path: path, Data: data, Storage: e.storage, DisplayName: "token-test"}
 	if op == logical.UpdateOperation || op == logical.CreateOperation {
 		checkFound, exists, err := e.b.HandleExistenceCheck(context.Background(), req)
+		var userErr errutil.UserError
+		if errors.As(err, &userErr) {
+			return logical.ErrorResponse(userErr.Err), nil // as Vault answers it
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -35,6 +36,15 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return b.respond(nil, err)
 	}
 	return b.Backend.HandleRequest(ctx, req)
+}
+
+// HandleExistenceCheck screens too: Vault asks it first on every write,
+// and the framework converts every field for it.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if err := b.screen(req); err != nil {
+		return false, false, errutil.UserError{Err: err.Error()}
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
 }
 
 // screenedPath is a path's pattern, compiled as the framework compiles it.

@@ -86,7 +86,9 @@ func setup(t *testing.T) *world {
 
 	w.vault = testenv.StartVault(t, testenv.VaultOptions{FileStorage: true, Audit: true})
 	c := w.vault.Client
-	sum := w.vault.RegisterPlugin(t, pluginBinary, pluginName, w.hsm.Env()...)
+	// The operator's allow-lists: this token's library and this swtpm.
+	env := append(w.hsm.Env(), "AWS_HMAC_PKCS11_MODULES="+w.hsm.Module, "AWS_HMAC_TPM_ADDRESSES="+w.tpm.Addr)
+	sum := w.vault.RegisterPlugin(t, pluginBinary, pluginName, env...)
 	if len(sum) != 64 {
 		t.Fatalf("sha256 %q", sum)
 	}
@@ -281,6 +283,8 @@ func TestPluginEndToEnd(t *testing.T) {
 		t.Run(store, func(t *testing.T) { w.runStore(t, store) })
 	}
 	t.Run("reload", w.runReload)
+	t.Run("wrong-types", w.runWrongTypes)
+	t.Run("allow-lists", w.runAllowLists)
 	w.checkNothingLeaked(t)
 }
 
@@ -400,12 +404,16 @@ func (w *world) runReload(t *testing.T) {
 }
 
 // pluginPIDs lists the running processes of the registered plugin binary.
-func (w *world) pluginPIDs() []string {
+func (w *world) pluginPIDs() []string { return w.pidsOf(pluginName) }
+
+// pidsOf lists the running processes of the plugin registered as name.
+func (w *world) pidsOf(name string) []string {
 	var pids []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.HasPrefix(cmdline, []byte(filepath.Join(w.vault.PluginDir, pluginName))) {
+		arg0, _, _ := bytes.Cut(cmdline, []byte{0})
+		if err == nil && string(arg0) == filepath.Join(w.vault.PluginDir, name) {
 			pids = append(pids, e.Name())
 		}
 	}
