@@ -2,6 +2,7 @@ package awshmac
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"time"
@@ -168,7 +169,8 @@ func (b *backend) buildEngine(ctx context.Context, s logical.Storage) error {
 	}
 	// The registration may have changed since the config was written.
 	if err := b.allowed(cfg); err != nil {
-		return &storeError{store: cfg.KeyStore, err: err}
+		// The caller sees the store unavailable; the reason goes to the log.
+		return &storeError{store: cfg.KeyStore, err: errors.New(err.Error())}
 	}
 	key, err := openStoreKey(ctx, cfg)
 	if err != nil {

@@ -154,3 +154,31 @@ func TestConfigStoreFailuresAre400(t *testing.T) {
 		t.Fatal("a failed config write changed the stored config")
 	}
 }
+
+// Development-only settings: refused unless the registration allows them,
+// and then every config write and read warns.
+func TestInsecureSettingsNeedTheRegistration(t *testing.T) {
+	e := newTestEnv(t)
+	e.b.env.allowInsecure = false
+	resp, err := e.request(t, logical.UpdateOperation, "config", e.baseConfig())
+	if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), "tink_kek_uri") || !strings.Contains(errText(resp, err), envAllowInsecure) {
+		t.Fatalf("cleartext KEK without the registration: %v %v", resp, err)
+	}
+	e.b.env.allowInsecure = true
+	resp = e.mustWrite(t, "config", with(e.baseConfig(), "iam_endpoint", "http://iam.example.com"))
+	if resp == nil || len(resp.Warnings) != 2 || !strings.Contains(strings.Join(resp.Warnings, " "), "tink_kek_uri") || !strings.Contains(strings.Join(resp.Warnings, " "), "iam_endpoint") {
+		t.Fatalf("write warnings: %v", resp)
+	}
+	resp, _ = e.request(t, logical.ReadOperation, "config", nil)
+	if len(resp.Warnings) != 2 {
+		t.Fatalf("read warnings: %v", resp.Warnings)
+	}
+	// Registered again without it: the stored config no longer opens.
+	e.b.env.allowInsecure = false
+	e.b.dropConfig()
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	resp, err = e.request(t, logical.ReadOperation, "creds/session", nil)
+	if status(resp, err) != http.StatusServiceUnavailable {
+		t.Fatalf("insecure config under a strict registration: %v %v", resp, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -138,6 +139,17 @@ func TestKeyStoreOutageIs503(t *testing.T) {
 	resp, err := e.request(t, logical.ReadOperation, "creds/session", nil)
 	if status(resp, err) != http.StatusServiceUnavailable || !strings.Contains(errText(resp, err), "tink") {
 		t.Fatalf("got %v %v, want 503 naming the tink store", err, resp)
+	}
+	// Callers see the cause, not the server's internals: no KEK path.
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_regions": "*", "allowed_hosts": "*"})
+	for path, data := range map[string]map[string]any{
+		"creds/session": nil,
+		"sign/signer":   {"url": "https://sts.amazonaws.com/", "service": "sts"},
+	} {
+		resp, err := e.request(t, logical.UpdateOperation, path, data)
+		if status(resp, err) != http.StatusServiceUnavailable || strings.Contains(errText(resp, err), filepath.Dir(e.kekPath)) {
+			t.Fatalf("%s: got %v %v, want 503 without the server's paths", path, err, resp)
+		}
 	}
 	if err := os.Rename(e.kekPath+".away", e.kekPath); err != nil {
 		t.Fatal(err)
