@@ -242,7 +242,7 @@ func TestHostileRequests(t *testing.T) {
 	e.mustWrite(t, "roles/mfa", map[string]any{"credential_type": "session_token", "mfa_serial_number": "arn:aws:iam::123456789012:mfa/vault"})
 	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
 	e.mustWrite(t, "roles/fed", map[string]any{"credential_type": "federation_token"})
-	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_regions": "eu-west-3", "allowed_hosts": "127.0.0.1"})
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "eu-west-3", "allowed_hosts": "127.0.0.1"})
 	// As registered in production: development-only settings refused.
 	e.b.env.allowInsecure = false
 	before := storageSnapshot(t, e)

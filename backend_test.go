@@ -213,6 +213,7 @@ func TestKeyStoreSeesOnlyTodaysDate(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
 	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token", "allowed_services": "*", "allowed_regions": "*", "allowed_hosts": "*"})
+	e.mustWrite(t, "roles/sts", map[string]any{"allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
 	var rec *recordingKey
 	e.installKey(t, func(k storeKey) storeKey { rec = &recordingKey{storeKey: k}; return rec })
 	for i := 0; i < 3; i++ {
@@ -220,7 +221,7 @@ func TestKeyStoreSeesOnlyTodaysDate(t *testing.T) {
 			t.Fatal(err, resp)
 		}
 		e.mustWrite(t, "sign/session", map[string]any{"url": "https://bucket.s3.eu-west-3.amazonaws.com/k", "service": "s3"})
-		e.mustWrite(t, "sign/session", map[string]any{"url": "https://sts.us-west-2.amazonaws.com/", "service": "sts", "region": "us-west-2"})
+		e.mustWrite(t, "sign/sts", map[string]any{"url": "https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15", "service": "sts", "region": "us-west-2"})
 	}
 	// 50 regions × 20 services: still the one call.
 	for r := range 50 {

@@ -80,7 +80,7 @@ func TestEngineSwapUnderLoad(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			e := newTestEnv(t)
 			e.mustWrite(t, "config", e.storeConfig(t, store))
-			e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_regions": "*", "allowed_hosts": "*"})
+			e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
 			checker := newSignChecker()
 			url := e.peer.URL + "/?Action=GetCallerIdentity&Version=2011-06-15"
 			var stop atomic.Bool
@@ -187,8 +187,8 @@ func TestHotPathReadsNoStorage(t *testing.T) {
 	counting := &countingStorage{Storage: e.storage}
 	e.storage = counting
 	e.configure(t)
-	e.mustWrite(t, "roles/r", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_regions": "*", "allowed_hosts": "*"})
-	sign := map[string]any{"url": "https://sts.amazonaws.com/", "service": "sts"}
+	e.mustWrite(t, "roles/r", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
+	sign := map[string]any{"url": "https://sts.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15", "service": "sts"}
 	e.mustWrite(t, "sign/r", sign)
 	if resp, err := e.request(t, logical.ReadOperation, "creds/r", nil); err != nil || resp.IsError() {
 		t.Fatal(err, resp)

@@ -33,10 +33,10 @@ func pathCreds(b *backend, prefix string) *framework.Path {
 			OperationSuffix: suffix,
 		},
 		Fields: map[string]*framework.FieldSchema{
-			"name":              {Type: framework.TypeLowerCaseString, Description: "Name of the role.", Required: true},
+			"name":              {Type: framework.TypeString, Description: "Name of the role, exactly as written.", Required: true},
 			"role_arn":          {Type: framework.TypeString, Description: "Which of the role's role_arns to assume (assumed_role); default the first."},
-			"role_session_name": {Type: framework.TypeString, Description: "Session name (assumed_role) or federated user name (federation_token); default derived from the caller."},
-			"ttl":               {Type: framework.TypeDurationSecond, Description: "Lifetime of the credentials, at most the role's max_sts_ttl; default the role's default_sts_ttl."},
+			"role_session_name": {Type: framework.TypeString, Description: "Session name (assumed_role) or federated user name (federation_token), only where the role's allowed_session_names lets the caller choose; default from the role's role_session_name_template, else derived from the caller."},
+			"ttl":               {Type: framework.TypeDurationSecond, Description: "Lifetime of the credentials, at most the role's max_sts_ttl and Vault's max lease TTL for the mount; default the role's default_sts_ttl."},
 			"mfa_code":          {Type: framework.TypeString, Description: "Current code of the role's MFA device, when it has one."},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -96,8 +96,15 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return b.respond(nil, err)
 	}
-	in, err := parseCredsRequest(role, name, req.DisplayName, d)
+	in, err := parseCredsRequest(role, d, b.System().MaxLeaseTTL())
 	if err != nil {
+		return b.respond(nil, err)
+	}
+	c, err := b.callerOf(req, role)
+	if err != nil {
+		return b.respond(nil, err)
+	}
+	if in.identity, err = identityFor(role, name, c, in.askedName); err != nil {
 		return b.respond(nil, err)
 	}
 	var creds stscreds.Credentials
@@ -113,20 +120,29 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 
 // credsRequest is what a caller asked of creds/, checked against the role.
 type credsRequest struct {
-	ttl         time.Duration
-	mfaCode     string
-	roleARN     string
-	sessionName string
+	ttl       time.Duration
+	mfaCode   string
+	roleARN   string
+	askedName string
+	identity  sessionIdentity
 }
 
-func parseCredsRequest(role *roleEntry, name, displayName string, d *framework.FieldData) (credsRequest, error) {
-	in := credsRequest{ttl: role.DefaultSTSTTL}
+// parseCredsRequest reads the caller's options; the lifetime is bounded by
+// the role and by Vault's max lease TTL for the mount.
+func parseCredsRequest(role *roleEntry, d *framework.FieldData, vaultMax time.Duration) (credsRequest, error) {
+	if role.signOnly() {
+		return credsRequest{}, badInput("name: this role only signs (credential_type none); it mints no credentials")
+	}
+	limit, limitName := role.MaxSTSTTL, "the role's max_sts_ttl"
+	if vaultMax > 0 && vaultMax < limit {
+		limit, limitName = vaultMax, "Vault's max lease TTL for this mount"
+	}
+	in := credsRequest{ttl: min(role.DefaultSTSTTL, limit)}
 	if v, ok := d.GetOk("ttl"); ok {
 		in.ttl = time.Duration(v.(int)) * time.Second
 	}
-	limits := stsTTLLimits[role.CredentialType]
-	if in.ttl < limits.min || in.ttl > role.MaxSTSTTL {
-		return in, badInput("ttl must be between %s and the role's max_sts_ttl %s", limits.min, role.MaxSTSTTL)
+	if minTTL := stsTTLLimits[role.CredentialType].min; in.ttl < minTTL || in.ttl > limit {
+		return in, badInput("ttl must be between %s and %s, %s", minTTL, limit, limitName)
 	}
 	in.mfaCode = strings.TrimSpace(d.Get("mfa_code").(string))
 	switch {
@@ -137,11 +153,9 @@ func parseCredsRequest(role *roleEntry, name, displayName string, d *framework.F
 	case in.mfaCode != "" && !mfaCodeRe.MatchString(in.mfaCode):
 		return in, badInput("mfa_code must be 6 digits")
 	}
+	in.askedName = strings.TrimSpace(d.Get("role_session_name").(string))
 	var err error
-	if in.roleARN, err = parseRoleARN(role, d); err != nil {
-		return in, err
-	}
-	in.sessionName, err = parseSessionName(role, name, displayName, d)
+	in.roleARN, err = parseRoleARN(role, d)
 	return in, err
 }
 
@@ -160,37 +174,15 @@ func parseRoleARN(role *roleEntry, d *framework.FieldData) (string, error) {
 	return roleARN, nil
 }
 
-func parseSessionName(role *roleEntry, name, displayName string, d *framework.FieldData) (string, error) {
-	sessionName := strings.TrimSpace(d.Get("role_session_name").(string))
-	if role.CredentialType == credentialSessionToken && sessionName != "" {
-		return "", badInput("role_session_name does not apply to session_token roles")
-	}
-	if sessionName == "" {
-		sessionName = defaultSessionName(displayName, name, role.CredentialType == credentialFederationToken)
-	}
-	if role.CredentialType == credentialFederationToken && !federationRe.MatchString(sessionName) {
-		return "", badInput("role_session_name must be 2 to 32 characters of letters, digits and +=,.@-_ for federation_token")
-	}
-	if role.CredentialType == credentialAssumedRole && !sessionNameRe.MatchString(sessionName) {
-		return "", badInput("role_session_name must be 2 to 64 characters of letters, digits and +=,.@-_")
-	}
-	return sessionName, nil
-}
-
 // mint calls the role's STS operation within sts_timeout.
 func (e *engine) mint(ctx context.Context, role *roleEntry, in credsRequest) (stscreds.Credentials, error) {
 	timeout := e.cfg.stsTimeout()
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var tags []stscreds.Tag
-	for k, v := range role.SessionTags {
-		tags = append(tags, stscreds.Tag{Key: k, Value: v})
-	}
-	slices.SortFunc(tags, func(a, b stscreds.Tag) int { return strings.Compare(a.Key, b.Key) })
-
 	var creds stscreds.Credentials
 	var err error
 	op := map[string]string{credentialSessionToken: "GetSessionToken", credentialAssumedRole: "AssumeRole", credentialFederationToken: "GetFederationToken"}[role.CredentialType]
+	id := in.identity
 	switch role.CredentialType {
 	case credentialSessionToken:
 		creds, err = stscreds.NewSessionTokenProvider(e.sts, func(o *stscreds.SessionTokenOptions) {
@@ -198,14 +190,14 @@ func (e *engine) mint(ctx context.Context, role *roleEntry, in credsRequest) (st
 		}).Mint(callCtx)
 	case credentialAssumedRole:
 		creds, err = stscreds.NewAssumeRoleProvider(e.sts, in.roleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName, o.Duration = in.sessionName, in.ttl
-			o.Policy, o.PolicyARNs, o.Tags, o.TransitiveTagKeys = role.PolicyDocument, role.PolicyARNs, tags, role.TransitiveTagKeys
-			o.ExternalID, o.SourceIdentity = role.ExternalID, role.SourceIdentity
+			o.RoleSessionName, o.Duration = id.name, in.ttl
+			o.Policy, o.PolicyARNs, o.Tags, o.TransitiveTagKeys = role.PolicyDocument, role.PolicyARNs, id.tags, role.TransitiveTagKeys
+			o.ExternalID, o.SourceIdentity = role.ExternalID, id.sourceIdentity
 			o.SerialNumber, o.TokenCode = role.MFASerialNumber, in.mfaCode
 		}).Mint(callCtx)
 	case credentialFederationToken:
-		creds, err = stscreds.NewFederationTokenProvider(e.sts, in.sessionName, func(o *stscreds.FederationTokenOptions) {
-			o.Duration, o.Policy, o.PolicyARNs, o.Tags = in.ttl, role.PolicyDocument, role.PolicyARNs, tags
+		creds, err = stscreds.NewFederationTokenProvider(e.sts, id.name, func(o *stscreds.FederationTokenOptions) {
+			o.Duration, o.Policy, o.PolicyARNs, o.Tags = in.ttl, role.PolicyDocument, role.PolicyARNs, id.tags
 		}).Mint(callCtx)
 	}
 	if err != nil {

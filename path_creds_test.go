@@ -38,8 +38,8 @@ func TestCredsEveryType(t *testing.T) {
 	e.mustWrite(t, "roles/session-mfa", map[string]any{"credential_type": "session_token", "mfa_serial_number": "arn:aws:iam::123456789012:mfa/vault"})
 	e.mustWrite(t, "roles/deploy", map[string]any{"credential_type": "assumed_role", "role_arns": testRoleARN, "max_sts_ttl": "4h",
 		"session_tags": "team=platform", "transitive_tag_keys": "team", "policy_arns": "arn:aws:iam::aws:policy/ReadOnlyAccess",
-		"policy_document": `{"Version": "2012-10-17", "Statement": []}`, "source_identity": "vault"})
-	e.mustWrite(t, "roles/fed", map[string]any{"credential_type": "federation_token", "policy_arns": "arn:aws:iam::aws:policy/ReadOnlyAccess"})
+		"policy_document": `{"Version": "2012-10-17", "Statement": []}`, "source_identity": "vault", "allowed_session_names": "app-*"})
+	e.mustWrite(t, "roles/fed", map[string]any{"credential_type": "federation_token", "policy_arns": "arn:aws:iam::aws:policy/ReadOnlyAccess", "allowed_session_names": "app-*"})
 	tests := []struct {
 		path     string
 		data     map[string]any
@@ -141,10 +141,10 @@ func TestKeyStoreOutageIs503(t *testing.T) {
 		t.Fatalf("got %v %v, want 503 naming the tink store", err, resp)
 	}
 	// Callers see the cause, not the server's internals: no KEK path.
-	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_regions": "*", "allowed_hosts": "*"})
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
 	for path, data := range map[string]map[string]any{
 		"creds/session": nil,
-		"sign/signer":   {"url": "https://sts.amazonaws.com/", "service": "sts"},
+		"sign/signer":   {"url": "https://sts.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15", "service": "sts"},
 	} {
 		resp, err := e.request(t, logical.UpdateOperation, path, data)
 		if status(resp, err) != http.StatusServiceUnavailable || strings.Contains(errText(resp, err), filepath.Dir(e.kekPath)) {

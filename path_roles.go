@@ -46,8 +46,8 @@ func pathRole(b *backend) *framework.Path {
 			OperationSuffix: "role",
 		},
 		Fields: map[string]*framework.FieldSchema{
-			"name":                {Type: framework.TypeLowerCaseString, Description: "Name of the role.", Required: true},
-			"credential_type":     {Type: framework.TypeString, AllowedValues: anySlice(credentialTypes), Description: "STS call that mints the credentials: session_token, assumed_role or federation_token."},
+			"name":                {Type: framework.TypeString, Description: "Name of the role, exactly as written.", Required: true},
+			"credential_type":     {Type: framework.TypeString, AllowedValues: anySlice(credentialTypes), Description: "STS call that mints the credentials: session_token, assumed_role or federation_token; none (the default) for a role that only signs."},
 			"role_arns":           {Type: framework.TypeCommaStringSlice, Description: "IAM role ARNs the caller may assume (assumed_role). The first is the default."},
 			"policy_arns":         {Type: framework.TypeCommaStringSlice, Description: "Managed policy ARNs that limit the session (assumed_role, federation_token); at most 10."},
 			"policy_document":     {Type: framework.TypeString, Description: "Inline session policy, JSON (assumed_role, federation_token)."},
@@ -61,6 +61,16 @@ func pathRole(b *backend) *framework.Path {
 			"allowed_services":    {Type: framework.TypeCommaStringSlice, Description: "Services sign/ may sign for (e.g. s3, sts); * allows all. Empty: none."},
 			"allowed_regions":     {Type: framework.TypeCommaStringSlice, Description: "Regions sign/ may sign for; * allows all. Empty: none."},
 			"allowed_hosts":       {Type: framework.TypeCommaStringSlice, Description: "Hosts sign/ may sign for; a leading *. matches subdomains. Empty: none."},
+			"allowed_methods":     {Type: framework.TypeCommaStringSlice, Description: "HTTP methods sign/ may sign (GET, PUT, ...). Empty: any."},
+			"allowed_paths":       {Type: framework.TypeCommaStringSlice, Description: "Globs on the request path as the service sees it (* spans slashes), e.g. /reports-bucket/2026/*. Empty: any."},
+			"allowed_actions":     {Type: framework.TypeCommaStringSlice, Description: "API actions sign/ may sign, service:Action (sts:GetCallerIdentity, dynamodb:GetItem, dynamodb:Get*; s3:* for S3, which has none). Empty: any, except for the services that mint credentials (sts, iam, sso, sso-oauth, cognito-identity, signin, rolesanywhere), whose actions must each be listed, without wildcards."},
+			"max_presign_expires": {Type: framework.TypeDurationSecond, Description: "Longest life of a presigned URL. Default: 7 days."},
+			"sign_with":           {Type: framework.TypeString, AllowedValues: anySlice(signWiths), Description: "key (default): sign/ signs with the configured key; session: with the role's own STS session, so AWS enforces the role's policy on every request signed."},
+
+			"role_session_name_template": {Type: framework.TypeString, Description: "Session name from the caller's identity: {{identity.entity.name}}, {{identity.entity.metadata.KEY}}, {{identity.entity.aliases.ACCESSOR.name}}, {{display_name}}, {{random}}."},
+			"source_identity_template":   {Type: framework.TypeString, Description: "SourceIdentity from the caller's identity, same directives (assumed_role)."},
+			"allowed_session_names":      {Type: framework.TypeCommaStringSlice, Description: "Globs of the session names a caller may choose with role_session_name. Empty: callers may not choose."},
+			"audit_session_tags":         {Type: framework.TypeBool, Description: "Tag sessions with vault-request-id and vault-entity-id (and set SourceIdentity to the entity ID when nothing else does), to join CloudTrail to Vault's audit log."},
 		},
 		ExistenceCheck: b.roleExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -143,11 +153,15 @@ func parseRoleFields(role *roleEntry, d *framework.FieldData) {
 	strs := map[string]*string{
 		"credential_type": &role.CredentialType, "policy_document": &role.PolicyDocument,
 		"external_id": &role.ExternalID, "source_identity": &role.SourceIdentity, "mfa_serial_number": &role.MFASerialNumber,
+		"sign_with": &role.SignWith, "role_session_name_template": &role.RoleSessionNameTemplate,
+		"source_identity_template": &role.SourceIdentityTemplate,
 	}
 	parseStrings(d, strs)
 	lists := map[string]*[]string{
 		"role_arns": &role.RoleARNs, "policy_arns": &role.PolicyARNs, "transitive_tag_keys": &role.TransitiveTagKeys,
 		"allowed_services": &role.AllowedServices, "allowed_regions": &role.AllowedRegions, "allowed_hosts": &role.AllowedHosts,
+		"allowed_methods": &role.AllowedMethods, "allowed_paths": &role.AllowedPaths, "allowed_actions": &role.AllowedActions,
+		"allowed_session_names": &role.AllowedSessionNames,
 	}
 	for field, dst := range lists {
 		if v, ok := d.GetOk(field); ok {
@@ -157,7 +171,10 @@ func parseRoleFields(role *roleEntry, d *framework.FieldData) {
 	if v, ok := d.GetOk("session_tags"); ok {
 		role.SessionTags = v.(map[string]string)
 	}
-	for field, dst := range map[string]*time.Duration{"default_sts_ttl": &role.DefaultSTSTTL, "max_sts_ttl": &role.MaxSTSTTL} {
+	if v, ok := d.GetOk("audit_session_tags"); ok {
+		role.AuditSessionTags = v.(bool)
+	}
+	for field, dst := range map[string]*time.Duration{"default_sts_ttl": &role.DefaultSTSTTL, "max_sts_ttl": &role.MaxSTSTTL, "max_presign_expires": &role.MaxPresignExpires} {
 		if v, ok := d.GetOk(field); ok {
 			*dst = time.Duration(v.(int)) * time.Second
 		}

@@ -15,7 +15,9 @@ func TestRoleBadInput(t *testing.T) {
 		data      map[string]any
 		wantField string
 	}{
-		{"no type", map[string]any{}, "credential_type"},
+		{"credential fields on a sign-only role", map[string]any{"role_arns": testRoleARN}, "credential_type"},
+		{"ttl on a sign-only role", map[string]any{"credential_type": "none", "max_sts_ttl": "1h"}, "credential_type"},
+		{"sign with session on a sign-only role", map[string]any{"sign_with": "session"}, "sign_with"},
 		{"unknown type", map[string]any{"credential_type": "iam_user"}, "credential_type"},
 		{"assumed without arns", map[string]any{"credential_type": "assumed_role"}, "role_arns"},
 		{"bad role arn", with(assumed, "role_arns", "arn:aws:iam::1234:role/x"), "role_arns"},

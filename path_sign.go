@@ -45,7 +45,7 @@ func pathSign(b *backend) *framework.Path {
 			OperationSuffix: "request",
 		},
 		Fields: map[string]*framework.FieldSchema{
-			"name":         {Type: framework.TypeLowerCaseString, Description: "Name of the role whose signing scope applies.", Required: true},
+			"name":         {Type: framework.TypeString, Description: "Name of the role whose signing scope applies, exactly as written.", Required: true},
 			"method":       {Type: framework.TypeString, Default: "GET", Description: "HTTP method of the request."},
 			"url":          {Type: framework.TypeString, Description: "Full URL of the request, e.g. https://bucket.s3.eu-west-3.amazonaws.com/key. Required."},
 			"headers":      {Type: framework.TypeMap, Description: "Headers the request will carry, to be signed: name to value (or list of values)."},
@@ -89,6 +89,11 @@ type signRequest struct {
 	region      string
 	presign     bool
 	expires     time.Duration
+	body        []byte
+
+	scopePath string // the path as the service sees it
+	action    string // the API action, when the request names one
+	actionErr error  // why the action is ambiguous
 }
 
 func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -108,7 +113,7 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return b.respond(nil, err)
 	}
-	if err := in.authorise(name, role); err != nil {
+	if err := in.authorise(role); err != nil {
 		return b.respond(nil, err)
 	}
 	var resp *logical.Response
@@ -132,6 +137,14 @@ func parseSignRequest(d *framework.FieldData, defaultRegion string) (*signReques
 	if !regionRe.MatchString(in.region) {
 		return nil, badInput("region is not an AWS region name like eu-west-3")
 	}
+	if err := in.refuseAuthParams(); err != nil {
+		return nil, err
+	}
+	var err error
+	if in.scopePath, err = scopePathOf(in.url, in.s3()); err != nil {
+		return nil, err
+	}
+	in.findAction(in.body)
 	return in, nil
 }
 
@@ -206,6 +219,7 @@ func (in *signRequest) parsePayload(d *framework.FieldData) error {
 		sum := sha256.Sum256(body)
 		in.payloadHash = hex.EncodeToString(sum[:])
 		in.bodyLen = int64(len(body))
+		in.body = body
 	}
 	switch {
 	case in.payloadHash == "" && in.presign && in.s3():
@@ -235,7 +249,7 @@ func (in *signRequest) parseExpiry(d *framework.FieldData) error {
 func (in *signRequest) s3() bool { return in.service == "s3" }
 
 // authorise refuses what the role's scope does not allow.
-func (in *signRequest) authorise(name string, role *roleEntry) error {
+func (in *signRequest) authorise(role *roleEntry) error {
 	switch {
 	case !matchScope(role.AllowedServices, in.service):
 		return outOfScope("service: the role may not sign for this service (allowed_services: %s)", listOrNone(role.AllowedServices))
@@ -244,7 +258,7 @@ func (in *signRequest) authorise(name string, role *roleEntry) error {
 	case !matchScope(role.AllowedHosts, in.url.Host) && !matchScope(role.AllowedHosts, in.url.Hostname()):
 		return outOfScope("url: the role may not sign for this host (allowed_hosts: %s)", listOrNone(role.AllowedHosts))
 	}
-	return nil
+	return in.authoriseScope(role)
 }
 
 // matchScope reports whether value is allowed by a role's list: exact, "*",

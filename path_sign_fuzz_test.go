@@ -28,7 +28,7 @@ func FuzzSignInput(f *testing.F) {
 	f.Add("GET", "http://127.0.0.1:9/"+strings.Repeat("a", 9000), "sts", "eu-west-3", "X-B", strings.Repeat("v", 9000), []byte(nil), false, "-1")
 	e := newTestEnv(&testing.T{})
 	e.configure(&testing.T{})
-	e.mustWrite(&testing.T{}, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts,s3", "allowed_regions": "*", "allowed_hosts": "127.0.0.1"})
+	e.mustWrite(&testing.T{}, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts,s3", "allowed_actions": "sts:GetCallerIdentity,s3:*", "allowed_regions": "*", "allowed_hosts": "127.0.0.1"})
 	f.Fuzz(func(t *testing.T, method, url, service, region, hname, hvalue string, body []byte, presign bool, expires string) {
 		data := map[string]any{"method": method, "url": url, "service": service, "headers": map[string]any{hname: hvalue},
 			"body": base64.StdEncoding.EncodeToString(body), "presign": presign}

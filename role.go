@@ -16,12 +16,19 @@ import (
 const (
 	rolePrefix = "roles/"
 
+	credentialNone            = "none" // a sign-only role
 	credentialSessionToken    = "session_token"
 	credentialAssumedRole     = "assumed_role"
 	credentialFederationToken = "federation_token"
+
+	signWithKey     = "key"
+	signWithSession = "session"
 )
 
-var credentialTypes = []string{credentialSessionToken, credentialAssumedRole, credentialFederationToken}
+var (
+	credentialTypes = []string{credentialNone, credentialSessionToken, credentialAssumedRole, credentialFederationToken}
+	signWiths       = []string{signWithKey, signWithSession}
+)
 
 // STS duration limits per credential type.
 var stsTTLLimits = map[string]struct{ min, max time.Duration }{
@@ -62,7 +69,23 @@ type roleEntry struct {
 	AllowedServices   []string          `json:"allowed_services,omitempty"`
 	AllowedRegions    []string          `json:"allowed_regions,omitempty"`
 	AllowedHosts      []string          `json:"allowed_hosts,omitempty"`
+
+	// Signing scope below the service; empty means no limit beyond the others.
+	AllowedMethods    []string      `json:"allowed_methods,omitempty"`
+	AllowedPaths      []string      `json:"allowed_paths,omitempty"`
+	AllowedActions    []string      `json:"allowed_actions,omitempty"`
+	MaxPresignExpires time.Duration `json:"max_presign_expires,omitempty"`
+	SignWith          string        `json:"sign_with,omitempty"`
+
+	// Session identity, from the Vault caller.
+	RoleSessionNameTemplate string   `json:"role_session_name_template,omitempty"`
+	SourceIdentityTemplate  string   `json:"source_identity_template,omitempty"`
+	AllowedSessionNames     []string `json:"allowed_session_names,omitempty"`
+	AuditSessionTags        bool     `json:"audit_session_tags,omitempty"`
 }
+
+// signOnly reports a role without STS credentials of its own.
+func (r *roleEntry) signOnly() bool { return r.CredentialType == credentialNone }
 
 func (r *roleEntry) toResponseData() map[string]any {
 	tags := r.SessionTags
@@ -84,6 +107,16 @@ func (r *roleEntry) toResponseData() map[string]any {
 		"allowed_services":    nonNil(r.AllowedServices),
 		"allowed_regions":     nonNil(r.AllowedRegions),
 		"allowed_hosts":       nonNil(r.AllowedHosts),
+		"allowed_methods":     nonNil(r.AllowedMethods),
+		"allowed_paths":       nonNil(r.AllowedPaths),
+		"allowed_actions":     nonNil(r.AllowedActions),
+		"max_presign_expires": int64(r.MaxPresignExpires / time.Second),
+		"sign_with":           r.SignWith,
+
+		"role_session_name_template": r.RoleSessionNameTemplate,
+		"source_identity_template":   r.SourceIdentityTemplate,
+		"allowed_session_names":      nonNil(r.AllowedSessionNames),
+		"audit_session_tags":         r.AuditSessionTags,
 	}
 }
 
@@ -96,10 +129,19 @@ func nonNil(s []string) []string {
 
 // applyDefaults fills the lifetimes left unset and compacts the policy.
 func (r *roleEntry) applyDefaults() {
+	if r.CredentialType == "" {
+		r.CredentialType = credentialNone
+	}
+	if r.SignWith == "" {
+		r.SignWith = signWithKey
+	}
+	for i, m := range r.AllowedMethods {
+		r.AllowedMethods[i] = strings.ToUpper(m)
+	}
 	if limits, ok := stsTTLLimits[r.CredentialType]; ok && r.MaxSTSTTL == 0 {
 		r.MaxSTSTTL = limits.max
 	}
-	if r.DefaultSTSTTL == 0 {
+	if r.DefaultSTSTTL == 0 && !r.signOnly() {
 		r.DefaultSTSTTL = min(time.Hour, r.MaxSTSTTL)
 	}
 	var doc map[string]any
@@ -112,7 +154,7 @@ func (r *roleEntry) applyDefaults() {
 // validate checks a role, defaults applied, against STS's limits; the
 // error names the field at fault. It changes nothing.
 func (r *roleEntry) validate() error {
-	for _, check := range []func() error{r.validateType, r.validateARNs, r.validateTags, r.validateIDs, r.validateTTLs, r.validateScope} {
+	for _, check := range []func() error{r.validateType, r.validateARNs, r.validateTags, r.validateIDs, r.validateTTLs, r.validateScope, r.validateSigningScope, r.validateIdentity} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -121,11 +163,11 @@ func (r *roleEntry) validate() error {
 }
 
 func (r *roleEntry) validateType() error {
-	if r.CredentialType == "" {
-		return badInput("credential_type is required: session_token, assumed_role or federation_token")
-	}
 	if !slices.Contains(credentialTypes, r.CredentialType) {
 		return badInput("credential_type must be one of %s", strings.Join(credentialTypes, ", "))
+	}
+	if r.signOnly() {
+		return r.validateSignOnly()
 	}
 	assumed, federation, session := r.CredentialType == credentialAssumedRole, r.CredentialType == credentialFederationToken, r.CredentialType == credentialSessionToken
 	switch {
@@ -181,7 +223,11 @@ func (r *roleEntry) validateTags() error {
 		if len([]rune(k)) < 1 || len([]rune(k)) > 128 || !tagRe.MatchString(k) {
 			return badInput("session_tags: keys must be 1 to 128 letters, digits, spaces or _.:/=+-@")
 		}
-		if len([]rune(v)) > 256 || !tagRe.MatchString(v) {
+		if isTemplate(v) {
+			if err := checkTemplate(v); err != nil {
+				return badInput("session_tags: a value is not a valid identity template")
+			}
+		} else if len([]rune(v)) > 256 || !tagRe.MatchString(v) {
 			return badInput("session_tags: values must be up to 256 letters, digits, spaces or _.:/=+-@")
 		}
 		if lowerTags[strings.ToLower(k)] {
@@ -209,7 +255,24 @@ func (r *roleEntry) validateIDs() error {
 	return nil
 }
 
+// validateSignOnly refuses every credential field on a role that only signs.
+func (r *roleEntry) validateSignOnly() error {
+	switch {
+	case len(r.RoleARNs)+len(r.PolicyARNs)+len(r.SessionTags)+len(r.TransitiveTagKeys)+len(r.AllowedSessionNames) > 0,
+		r.PolicyDocument != "" || r.ExternalID != "" || r.SourceIdentity != "" || r.MFASerialNumber != "",
+		r.RoleSessionNameTemplate != "" || r.SourceIdentityTemplate != "" || r.AuditSessionTags,
+		r.DefaultSTSTTL != 0 || r.MaxSTSTTL != 0:
+		return badInput("credential_type: a sign-only role (none) takes no credential fields; set credential_type to mint credentials")
+	case r.SignWith == signWithSession:
+		return badInput("sign_with: session needs a credential_type that mints the role's own session")
+	}
+	return nil
+}
+
 func (r *roleEntry) validateTTLs() error {
+	if r.signOnly() {
+		return nil
+	}
 	limits := stsTTLLimits[r.CredentialType]
 	switch {
 	case r.MaxSTSTTL < limits.min || r.MaxSTSTTL > limits.max:

@@ -81,7 +81,7 @@ if [ -n "${AWS_ACCESS_KEY_ID:-}" ] && [ -n "${AWS_SECRET_ACCESS_KEY:-}" ]; then
     key_store=transit transit_address="$VAULT_ADDR" transit_token="$transit_token" region="$region"
   unset AWS_SECRET_ACCESS_KEY
   "$VAULT_BIN" write aws-hmac/roles/demo credential_type=session_token default_sts_ttl=15m \
-    allowed_services=sts allowed_regions="$region" allowed_hosts="sts.$region.amazonaws.com"
+    allowed_services=sts allowed_actions=sts:GetCallerIdentity allowed_regions="$region" allowed_hosts="sts.$region.amazonaws.com"
 
   step "Minting GetSessionToken credentials"
   "$VAULT_BIN" read -format=json aws-hmac/creds/demo | jq '{lease_duration, access_key: .data.access_key, expiration: .data.expiration}'
