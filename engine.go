@@ -31,6 +31,8 @@ type engine struct {
 	tokens []*tokenWatch
 	stop   context.CancelFunc
 
+	sessions roleSessions // sign_with=session roles' STS sessions
+
 	mu      sync.Mutex
 	users   int
 	retired bool

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
 )
 
@@ -118,7 +119,15 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 	var resp *logical.Response
 	err = b.withEngine(ctx, req.Storage, func(e *engine) error {
-		resp, err = e.sign(ctx, in)
+		key, token := hmac.Key(e.key), ""
+		if role.SignWith == signWithSession {
+			s, err := e.sessionFor(ctx, name, role)
+			if err != nil {
+				return err
+			}
+			key, token = s.key, s.token
+		}
+		resp, err = e.sign(ctx, in, key, token)
 		return err
 	})
 	return b.respond(resp, err)
@@ -277,7 +286,8 @@ func matchScope(allowed []string, value string) bool {
 
 // sign signs with the server's clock: the key store is asked only for
 // today's date.
-func (e *engine) sign(ctx context.Context, in *signRequest) (*logical.Response, error) {
+// A session token, when given, is signed too: X-Amz-Security-Token.
+func (e *engine) sign(ctx context.Context, in *signRequest, key hmac.Key, token string) (*logical.Response, error) {
 	httpReq := &http.Request{Method: in.method, URL: in.url, Host: in.url.Host, Header: in.header, ContentLength: in.bodyLen}
 	if in.s3() && !in.presign {
 		httpReq.Header.Set("X-Amz-Content-Sha256", in.payloadHash)
@@ -288,9 +298,9 @@ func (e *engine) sign(ctx context.Context, in *signRequest) (*logical.Response, 
 		in.url.RawQuery = q.Encode()
 	}
 	now := time.Now().UTC()
-	opts := func(o *sigv4.SignerOptions) { o.DisableURIPathEscaping = in.s3() }
+	opts := func(o *sigv4.SignerOptions) { o.DisableURIPathEscaping, o.SessionToken = in.s3(), token }
 	if in.presign {
-		signed, err := e.signer.PresignRequest(ctx, e.key, httpReq, in.payloadHash, in.service, in.region, now, opts)
+		signed, err := e.signer.PresignRequest(ctx, key, httpReq, in.payloadHash, in.service, in.region, now, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -307,7 +317,7 @@ func (e *engine) sign(ctx context.Context, in *signRequest) (*logical.Response, 
 			"expiration":     now.Add(in.expires).Format(time.RFC3339),
 		}}, nil
 	}
-	signed, err := e.signer.SignRequest(ctx, e.key, httpReq, in.payloadHash, in.service, in.region, now, opts)
+	signed, err := e.signer.SignRequest(ctx, key, httpReq, in.payloadHash, in.service, in.region, now, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +327,9 @@ func (e *engine) sign(ctx context.Context, in *signRequest) (*logical.Response, 
 	}
 	if in.s3() {
 		out["X-Amz-Content-Sha256"] = in.payloadHash
+	}
+	if token != "" {
+		out["X-Amz-Security-Token"] = token
 	}
 	return &logical.Response{Data: map[string]any{
 		"url":            signed.URL,

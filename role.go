@@ -154,7 +154,7 @@ func (r *roleEntry) applyDefaults() {
 // validate checks a role, defaults applied, against STS's limits; the
 // error names the field at fault. It changes nothing.
 func (r *roleEntry) validate() error {
-	for _, check := range []func() error{r.validateType, r.validateARNs, r.validateTags, r.validateIDs, r.validateTTLs, r.validateScope, r.validateSigningScope, r.validateIdentity} {
+	for _, check := range []func() error{r.validateType, r.validateARNs, r.validateTags, r.validateIDs, r.validateTTLs, r.validateScope, r.validateSigningScope, r.validateIdentity, r.validateSignWith} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -265,6 +265,14 @@ func (r *roleEntry) validateSignOnly() error {
 		return badInput("credential_type: a sign-only role (none) takes no credential fields; set credential_type to mint credentials")
 	case r.SignWith == signWithSession:
 		return badInput("sign_with: session needs a credential_type that mints the role's own session")
+	}
+	return nil
+}
+
+// validateSignWith: a shared signing session cannot answer an MFA prompt.
+func (r *roleEntry) validateSignWith() error {
+	if r.SignWith == signWithSession && r.MFASerialNumber != "" {
+		return badInput("sign_with: session cannot be used with mfa_serial_number")
 	}
 	return nil
 }

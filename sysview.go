@@ -23,6 +23,21 @@ type cachedSystemView struct {
 	mu      sync.Mutex
 	state   consts.ReplicationState
 	fetched time.Time
+
+	ttlMu      sync.Mutex
+	maxTTL     time.Duration
+	ttlFetched time.Time
+}
+
+// MaxLeaseTTL is asked on every creds/ request (credentials never outlive
+// it); it changes only when the mount is tuned, so it is kept a second too.
+func (v *cachedSystemView) MaxLeaseTTL() time.Duration {
+	v.ttlMu.Lock()
+	defer v.ttlMu.Unlock()
+	if now := time.Now(); now.Sub(v.ttlFetched) >= replicationStateTTL {
+		v.maxTTL, v.ttlFetched = v.SystemView.MaxLeaseTTL(), now
+	}
+	return v.maxTTL
 }
 
 func (v *cachedSystemView) ReplicationState() consts.ReplicationState {
