@@ -21,6 +21,7 @@ import (
 const testRoleARN = "arn:aws:iam::123456789012:role/deploy"
 
 type testEnv struct {
+	sys     *logical.StaticSystemView
 	b       *backend
 	storage logical.Storage
 	peer    *ststest.Server
@@ -51,7 +52,8 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err := tink.NewLocalKEK(kek); err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{b: b.(*backend), storage: config.StorageView, peer: peer, kekPath: kek}
+	sys, _ := config.System.(*logical.StaticSystemView)
+	return &testEnv{sys: sys, b: b.(*backend), storage: config.StorageView, peer: peer, kekPath: kek}
 }
 
 func (e *testEnv) request(t *testing.T, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
