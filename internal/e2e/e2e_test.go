@@ -283,6 +283,7 @@ func TestPluginEndToEnd(t *testing.T) {
 		t.Run(store, func(t *testing.T) { w.runStore(t, store) })
 	}
 	t.Run("reload", w.runReload)
+	t.Run("identity", w.runIdentity)
 	t.Run("wrong-types", w.runWrongTypes)
 	t.Run("allow-lists", w.runAllowLists)
 	w.checkNothingLeaked(t)
