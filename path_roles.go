@@ -201,10 +201,23 @@ const pathRoleHelpSyn = `Manage a role: which STS credentials it mints and what 
 const pathRoleHelpDesc = `
 A role names the STS call that mints its credentials (credential_type):
 session_token (GetSessionToken), assumed_role (AssumeRole, with role_arns,
-policies, session tags, transitive tag keys, external_id, source_identity) or
-federation_token (GetFederationToken, with policies and tags). default_sts_ttl
-and max_sts_ttl bound the credentials' life within STS's limits.
+policies, session tags, transitive tag keys, external_id, source_identity),
+federation_token (GetFederationToken, with policies and tags), or none (the
+default): a role that only signs. default_sts_ttl and max_sts_ttl bound the
+credentials' life within STS's limits and Vault's max lease TTL.
 
 allowed_services, allowed_regions and allowed_hosts bound what sign/<role> may
-sign; empty lists allow nothing.
+sign (empty lists allow nothing); allowed_methods, allowed_paths,
+allowed_actions and max_presign_expires narrow it further. The services that
+mint credentials or keys (sts, iam, sso, sso-oauth, cognito-identity, signin,
+rolesanywhere) are signed only for the actions allowed_actions lists one by
+one, such as sts:GetCallerIdentity. sign_with=session signs with the role's own
+STS session instead of the configured key.
+
+Sessions are named from the Vault caller: role_session_name_template,
+source_identity_template and session_tags values may use Vault's identity
+templating ({{identity.entity.name}}, {{identity.entity.metadata.KEY}}, ...),
+{{display_name}} and {{random}}. Callers choose a session name only within
+allowed_session_names. audit_session_tags tags sessions with the Vault request
+and entity IDs. Role names are exact: DEPLOY and deploy are two roles.
 `

@@ -377,9 +377,15 @@ const pathSignHelpDesc = `
 Describe a request (method, url, headers, body or payload_hash, service,
 region) and get back the headers to add (Authorization, X-Amz-Date, and
 X-Amz-Content-Sha256 for S3) or, with presign=true, a presigned URL valid for
-expires (at most 7 days). The request is signed with the server's clock and
-the configured key; the caller never holds a credential.
+expires (at most 7 days, or the role's max_presign_expires). The request is
+signed with the server's clock and the configured key (or, for a role with
+sign_with=session, the role's own STS session); the caller never holds a
+credential.
 
-The role's allowed_services, allowed_regions and allowed_hosts bound what may
-be signed; a request outside them is refused with 403 and the reason.
+The role's scope bounds what may be signed: services, regions, hosts, methods,
+paths and API actions. Services that mint credentials (sts, iam, sso, ...) are
+signed only for actions the role lists one by one. SigV4's own parameters may
+not be given in headers or in the query, and x-amz-copy-source must name an
+object within the same scope. A request outside the scope is refused with 403
+and the reason; malformed input with 400 naming the field.
 `
