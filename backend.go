@@ -48,6 +48,9 @@ type backend struct {
 
 	// env is what the plugin's registration environment allows.
 	env operatorEnv
+
+	// rotationHook, in tests, stops a rotation after a step, as a crash would.
+	rotationHook func(step string) bool
 }
 
 // Factory returns a configured backend.
@@ -83,16 +86,18 @@ func newBackend() *backend {
 			SealWrapStorage: []string{configStoragePath},
 		},
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b)},
+			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b)},
 			pathRoles(b),
 			[]*framework.Path{pathCreds(b, "creds"), pathCreds(b, "sts"), pathSign(b)},
 		),
-		Secrets:        []*framework.Secret{secretCreds(b)},
-		Invalidate:     b.invalidate,
-		Clean:          b.clean,
-		InitializeFunc: b.initialize,
-		PeriodicFunc:   b.periodic,
-		RunningVersion: Version,
+		Secrets:           []*framework.Secret{secretCreds(b)},
+		Invalidate:        b.invalidate,
+		WALRollback:       b.walRollback,
+		WALRollbackMinAge: walRollbackMinAge,
+		Clean:             b.clean,
+		InitializeFunc:    b.initialize,
+		PeriodicFunc:      b.periodic,
+		RunningVersion:    Version,
 	}
 	b.initScreen()
 	return b
@@ -105,11 +110,16 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 	return nil
 }
 
-// periodic keeps an engine open while a config exists, for token renewal.
+// periodic keeps an engine open while a config exists, for token renewal,
+// and rotates the root key when its schedule says so.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	b.ensureEngine(req.Storage)
+	b.rotateIfDue(ctx, req.Storage)
 	return nil
 }
+
+// timeNow is the clock the rotation schedule reads.
+var timeNow = time.Now
 
 func (b *backend) ensureEngine(s logical.Storage) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -88,7 +88,7 @@ func (e *testEnv) mustWrite(t *testing.T, path string, data map[string]any) *log
 func (e *testEnv) baseConfig() map[string]any {
 	return map[string]any{
 		"access_key": keytest.AccessKeyID, "secret_key": keytest.Secret, "key_store": "tink",
-		"tink_kek_uri": tink.LocalKEKScheme + e.kekPath, "sts_endpoint": e.peer.URL, "region": "eu-west-3",
+		"tink_kek_uri": tink.LocalKEKScheme + e.kekPath, "sts_endpoint": e.peer.URL, "iam_endpoint": e.peer.URL, "region": "eu-west-3",
 	}
 }
 

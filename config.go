@@ -45,6 +45,16 @@ type commonConfig struct {
 	IAMEndpoint string        `json:"iam_endpoint,omitempty"`
 	MaxRetries  int           `json:"max_retries"`
 	STSTimeout  time.Duration `json:"sts_timeout,omitempty"`
+
+	// Rotation of the root key inside the store.
+	RotationPeriod        time.Duration `json:"rotation_period,omitempty"`
+	DisableAutoRotation   bool          `json:"disable_automated_rotation,omitempty"`
+	RotationVerifyTimeout time.Duration `json:"rotation_verify_timeout,omitempty"`
+	OldStoreObject        string        `json:"old_store_object,omitempty"`
+	OldKeyGrace           time.Duration `json:"old_key_grace,omitempty"`
+	LastRotated           time.Time     `json:"last_rotated,omitempty"`
+	AccessKeyCreated      time.Time     `json:"access_key_created,omitempty"` // from IAM, when the plugin made the key
+	RotationBase          time.Time     `json:"rotation_base,omitempty"` // when the schedule started
 }
 
 func commonFields() map[string]*framework.FieldSchema {
@@ -57,6 +67,12 @@ func commonFields() map[string]*framework.FieldSchema {
 		"iam_endpoint": {Type: framework.TypeString, Description: "IAM endpoint URL."},
 		"max_retries":  {Type: framework.TypeInt, Default: 0, Description: "Retries of a throttled or failed STS call; 0: the SDK default, -1: none."},
 		"sts_timeout":  {Type: framework.TypeDurationSecond, Description: "Longest wait for one STS call, retries included; past it the request answers 504. Default 10s."},
+
+		"rotation_period":            {Type: framework.TypeDurationSecond, Description: "Rotate the root key this often (at least 1h); 0, the default, never. Runs on the active node."},
+		"disable_automated_rotation": {Type: framework.TypeBool, Description: "Pause scheduled rotation; config/rotate-root still works."},
+		"rotation_verify_timeout":    {Type: framework.TypeDurationSecond, Description: "How long a rotation retries proving the new key (IAM takes seconds to propagate one). Default 60s."},
+		"old_store_object":           {Type: framework.TypeString, AllowedValues: []any{"destroy", "keep"}, Description: "What a rotation does with the old key's object in the store: destroy (default) or keep."},
+		"old_key_grace":              {Type: framework.TypeDurationSecond, Description: "How long the old key stays valid after a rotation switches away from it, so requests signed just before still work. Default 5s, at most 5m."},
 	}
 }
 
@@ -86,8 +102,14 @@ func (c *commonConfig) parse(d *framework.FieldData) {
 	if v, ok := d.GetOk("max_retries"); ok {
 		c.MaxRetries = v.(int)
 	}
-	if v, ok := d.GetOk("sts_timeout"); ok {
-		c.STSTimeout = time.Duration(v.(int)) * time.Second
+	parseStrings(d, map[string]*string{"old_store_object": &c.OldStoreObject})
+	for name, dst := range map[string]*time.Duration{"sts_timeout": &c.STSTimeout, "rotation_period": &c.RotationPeriod, "rotation_verify_timeout": &c.RotationVerifyTimeout, "old_key_grace": &c.OldKeyGrace} {
+		if v, ok := d.GetOk(name); ok {
+			*dst = time.Duration(v.(int)) * time.Second
+		}
+	}
+	if v, ok := d.GetOk("disable_automated_rotation"); ok {
+		c.DisableAutoRotation = v.(bool)
 	}
 }
 
@@ -98,10 +120,21 @@ func (c *commonConfig) applyDefaults() {
 	if c.Region == "" {
 		c.Region = defaultRegion
 	}
+	if c.OldStoreObject == "" {
+		c.OldStoreObject = "destroy"
+	}
 }
 
-func (c *commonConfig) validate() error {
+func (c *commonConfig) validate(env *operatorEnv) error {
 	switch {
+	case c.RotationPeriod != 0 && (c.RotationPeriod < env.minRotationPeriod || c.RotationPeriod < 0):
+		return badInput("rotation_period must be 0 (off) or at least %s", env.minRotationPeriod)
+	case c.RotationVerifyTimeout < 0 || c.RotationVerifyTimeout > 10*time.Minute:
+		return badInput("rotation_verify_timeout must be between 1s and 10m")
+	case c.OldKeyGrace < 0 || c.OldKeyGrace > 5*time.Minute:
+		return badInput("old_key_grace must be between 0 and 5m")
+	case c.OldStoreObject != "destroy" && c.OldStoreObject != "keep":
+		return badInput("old_store_object must be destroy or keep")
 	case c.AccessKey == "":
 		return badInput("access_key is required")
 	case !accessKeyRe.MatchString(c.AccessKey):
@@ -154,7 +187,48 @@ func (c *commonConfig) data() map[string]any {
 		"iam_endpoint": c.IAMEndpoint,
 		"max_retries":  c.MaxRetries,
 		"sts_timeout":  int64(c.stsTimeout() / time.Second),
+
+		"rotation_period":            int64(c.RotationPeriod / time.Second),
+		"disable_automated_rotation": c.DisableAutoRotation,
+		"rotation_verify_timeout":    int64(c.verifyTimeout() / time.Second),
+		"old_store_object":           c.OldStoreObject,
+		"old_key_grace":              int64(c.oldKeyGrace() / time.Second),
+		"last_rotated":               formatTime(c.LastRotated),
+		"next_rotation":              formatTime(c.nextRotation()),
 	}
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func (c *commonConfig) oldKeyGrace() time.Duration {
+	if c.OldKeyGrace == 0 {
+		return 5 * time.Second
+	}
+	return c.OldKeyGrace
+}
+
+func (c *commonConfig) verifyTimeout() time.Duration {
+	if c.RotationVerifyTimeout == 0 {
+		return 60 * time.Second
+	}
+	return c.RotationVerifyTimeout
+}
+
+// nextRotation is when the schedule rotates next; zero when it does not.
+func (c *commonConfig) nextRotation() time.Time {
+	if c.RotationPeriod == 0 || c.DisableAutoRotation {
+		return time.Time{}
+	}
+	base := c.RotationBase
+	if c.LastRotated.After(base) {
+		base = c.LastRotated
+	}
+	return base.Add(c.RotationPeriod)
 }
 
 // stsRegion is the region STS requests are signed for.

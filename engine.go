@@ -153,11 +153,31 @@ func (b *backend) withEngine(ctx context.Context, s logical.Storage, fn func(*en
 	}
 }
 
+// engineLocked is withEngine's acquire for callers that hold configLock;
+// they release the engine when done.
+func (b *backend) engineLocked(ctx context.Context, s logical.Storage) (*engine, error) {
+	for {
+		if e := b.current.Load(); e != nil {
+			if e.acquire() {
+				return e, nil
+			}
+			continue
+		}
+		if err := b.buildEngineLocked(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+}
+
 // buildEngine opens the configured key and installs its engine, unless
 // another request did so first.
 func (b *backend) buildEngine(ctx context.Context, s logical.Storage) error {
 	b.configLock.Lock()
 	defer b.configLock.Unlock()
+	return b.buildEngineLocked(ctx, s)
+}
+
+func (b *backend) buildEngineLocked(ctx context.Context, s logical.Storage) error {
 	if b.current.Load() != nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The registration environment's variables: set with
@@ -15,7 +16,11 @@ const (
 	envPKCS11Modules = "AWS_HMAC_PKCS11_MODULES" // colon-separated library paths
 	envTPMAddresses  = "AWS_HMAC_TPM_ADDRESSES"  // comma-separated host:port of TPM simulators
 	envAllowInsecure = "AWS_HMAC_ALLOW_INSECURE" // 1: development-only settings are allowed, with warnings
+	// envTestMinRotation lowers rotation_period's minimum, for tests only.
+	envTestMinRotation = "AWS_HMAC_TEST_MIN_ROTATION_PERIOD"
 )
+
+const defaultMinRotationPeriod = time.Hour
 
 // defaultPKCS11Modules are SoftHSM2's paths on Debian, Ubuntu and RHEL.
 var defaultPKCS11Modules = []string{
@@ -30,9 +35,10 @@ var tpmDeviceRe = regexp.MustCompile(`^/dev/tpm(rm)?[0-9]{1,3}$`)
 
 // operatorEnv is what the registration environment allows.
 type operatorEnv struct {
-	pkcs11Modules []string
-	tpmAddresses  []string
-	allowInsecure bool
+	pkcs11Modules     []string
+	tpmAddresses      []string
+	allowInsecure     bool
+	minRotationPeriod time.Duration
 }
 
 func loadOperatorEnv(getenv func(string) string) operatorEnv {
@@ -41,6 +47,10 @@ func loadOperatorEnv(getenv func(string) string) operatorEnv {
 		env.pkcs11Modules = splitList(v, ":")
 	}
 	env.tpmAddresses = splitList(getenv(envTPMAddresses), ",")
+	env.minRotationPeriod = defaultMinRotationPeriod
+	if d, err := time.ParseDuration(getenv(envTestMinRotation)); err == nil && d > 0 {
+		env.minRotationPeriod = d
+	}
 	return env
 }
 

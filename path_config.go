@@ -26,16 +26,20 @@ func pathConfig(b *backend) *framework.Path {
 		ExistenceCheck: b.configExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.CreateOperation: &framework.PathOperation{
-				Callback:     b.pathConfigWrite,
-				Summary:      "Configure the AWS key and its key store.",
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "configure"},
-				Responses:    noContent,
+				Callback:                    b.pathConfigWrite,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Summary:                     "Configure the AWS key and its key store.",
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
+				Responses:                   noContent,
 			},
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback:     b.pathConfigWrite,
-				Summary:      "Change the configuration; fields left out keep their values.",
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "configure"},
-				Responses:    noContent,
+				Callback:                    b.pathConfigWrite,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Summary:                     "Change the configuration; fields left out keep their values.",
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
+				Responses:                   noContent,
 			},
 			logical.ReadOperation: &framework.PathOperation{
 				Callback:     b.pathConfigRead,
@@ -44,10 +48,12 @@ func pathConfig(b *backend) *framework.Path {
 				Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK"}}},
 			},
 			logical.DeleteOperation: &framework.PathOperation{
-				Callback:     b.pathConfigDelete,
-				Summary:      "Delete the configuration. The key stays in its store.",
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"},
-				Responses:    noContent,
+				Callback:                    b.pathConfigDelete,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Summary:                     "Delete the configuration. The key stays in its store.",
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"},
+				Responses:                   noContent,
 			},
 		},
 		HelpSynopsis:    pathConfigHelpSyn,
@@ -68,6 +74,10 @@ func configFields() map[string]*framework.FieldSchema {
 	fields["skip_verification"] = &framework.FieldSchema{
 		Type:        framework.TypeBool,
 		Description: "Do not prove the key with STS GetCallerIdentity on this write.",
+	}
+	fields["rotate_on_import"] = &framework.FieldSchema{
+		Type:        framework.TypeBool,
+		Description: "After importing secret_key and proving it, rotate at once: the secret a person pasted is then deleted, and no person knows a valid one.",
 	}
 	return fields
 }
@@ -100,6 +110,15 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := b.applyConfig(ctx, req.Storage, w); err != nil {
 		return b.respond(nil, err)
 	}
+	if w.secret != "" && d.Get("rotate_on_import").(bool) {
+		resp, err := b.rotateRoot(ctx, req.Storage)
+		if err == nil {
+			for _, warning := range w.warnings {
+				resp.AddWarning(warning)
+			}
+		}
+		return b.respond(resp, err)
+	}
 	return b.respond(withWarnings(w.warnings), nil)
 }
 
@@ -128,7 +147,7 @@ func parseConfigWrite(existing *pluginConfig, d *framework.FieldData, env *opera
 	previousStore := cfg.KeyStore
 	cfg.commonConfig.parse(d)
 	cfg.commonConfig.applyDefaults()
-	if err := cfg.commonConfig.validate(); err != nil {
+	if err := cfg.commonConfig.validate(env); err != nil {
 		return nil, err
 	}
 	if cfg.store == nil || cfg.KeyStore != previousStore {
@@ -144,6 +163,9 @@ func parseConfigWrite(existing *pluginConfig, d *framework.FieldData, env *opera
 	warnings, err := env.check(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := d.GetOk("rotation_period"); ok || (existing == nil && cfg.RotationPeriod > 0) {
+		cfg.RotationBase = timeNow().UTC() // the schedule starts now
 	}
 	secret := strings.TrimSpace(d.Get("secret_key").(string))
 	if secret != "" && len(secret) != 40 && (len(secret) < 16 || len(secret) > 128) {
@@ -233,10 +255,18 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	}
 	data := cfg.commonConfig.data()
 	maps.Copy(data, cfg.store.data())
-	if e := b.current.Load(); e != nil && e.cfg == cfg {
-		maps.Copy(data, e.tokenStatus())
-	}
 	resp := &logical.Response{Data: data}
+	if e := b.current.Load(); e != nil && e.cfg == cfg && e.acquire() {
+		maps.Copy(data, e.tokenStatus())
+		if !cfg.AccessKeyCreated.IsZero() {
+			data["access_key_created"] = formatTime(cfg.AccessKeyCreated)
+		} else if created, err := e.keyCreated(ctx); err == nil {
+			data["access_key_created"] = formatTime(created)
+		} else {
+			resp.AddWarning("access_key_created: IAM could not be asked: " + err.Error())
+		}
+		e.release()
+	}
 	warnings, err := b.env.check(cfg)
 	if err != nil {
 		warnings = []string{err.Error()}

@@ -44,6 +44,11 @@ type storeParams interface {
 	importSecret(ctx context.Context, accessKey, secret string) (storeKey, error)
 	// vaultTokens are the Vault tokens the store holds, to keep alive.
 	vaultTokens() []vaultToken
+	// forRotation is a copy that imports a new object for newAccessKey,
+	// beside the current one, reaching the store the same way.
+	forRotation(newAccessKey string) (storeParams, error)
+	// destroy removes the object the params name from the store.
+	destroy(ctx context.Context, accessKey string) error
 }
 
 // vaultToken is a token a store uses, named by its config field.

@@ -113,3 +113,17 @@ func (p *pkcs11Params) importSecret(ctx context.Context, accessKey, secret strin
 }
 
 func (p *pkcs11Params) vaultTokens() []vaultToken { return nil }
+
+func (p *pkcs11Params) forRotation(newAccessKey string) (storeParams, error) {
+	n := *p
+	n.KeyLabel, n.KeyID = "aws-hmac-"+newAccessKey, ""
+	return &n, nil
+}
+
+func (p *pkcs11Params) destroy(ctx context.Context, accessKey string) error {
+	k, err := pkcs11.Open(ctx, p.config(), accessKey)
+	if err != nil {
+		return err
+	}
+	return k.Destroy()
+}

@@ -125,6 +125,16 @@ func (p *tinkParams) importSecret(ctx context.Context, accessKey, secret string)
 	return k, nil
 }
 
+func (p *tinkParams) forRotation(string) (storeParams, error) {
+	n := *p
+	n.Keyset = ""
+	return &n, nil
+}
+
+// destroy has nothing to do: the old keyset existed only, encrypted, in
+// the config it is dropped from.
+func (p *tinkParams) destroy(context.Context, string) error { return nil }
+
 func (p *tinkParams) vaultTokens() []vaultToken {
 	if !p.hcvault() {
 		return nil

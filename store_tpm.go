@@ -153,3 +153,16 @@ func (p *tpmParams) importSecret(ctx context.Context, accessKey, secret string) 
 }
 
 func (p *tpmParams) vaultTokens() []vaultToken { return nil }
+
+func (p *tpmParams) forRotation(string) (storeParams, error) {
+	if p.PersistentHandle != 0 {
+		return nil, badInput("tpm_persistent_handle: rotation creates a new key as blobs; configure the key without a persistent handle to rotate it")
+	}
+	n := *p
+	n.Public, n.Private, n.ParentName = nil, nil, nil
+	return &n, nil
+}
+
+// destroy has nothing to do: the blobs are wrapped by the TPM's parent
+// key and dropped with the old config; the TPM keeps no state for them.
+func (p *tpmParams) destroy(context.Context, string) error { return nil }

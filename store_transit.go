@@ -102,6 +102,18 @@ func (p *transitParams) importSecret(ctx context.Context, accessKey, secret stri
 	return transit.Import(ctx, p.config(), accessKey, secret)
 }
 
+func (p *transitParams) forRotation(newAccessKey string) (storeParams, error) {
+	n := *p
+	n.KeyName, n.KeyVersion = "aws-hmac-"+strings.ToLower(newAccessKey), 0
+	return &n, nil
+}
+
+// destroy deletes the old transit key; the token needs the rights on
+// <mount>/keys/<name>/config and <mount>/keys/<name> to do so.
+func (p *transitParams) destroy(ctx context.Context, _ string) error {
+	return transit.Destroy(ctx, p.config())
+}
+
 func (p *transitParams) vaultTokens() []vaultToken {
 	return []vaultToken{{field: "transit_token", client: func() (*api.Client, error) {
 		return transit.NewClient(p.config())

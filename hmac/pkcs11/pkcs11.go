@@ -521,3 +521,20 @@ func (k *Key) create(secret string) error {
 	k.setKeyLocked(h, append([]byte(nil), k.cfg.KeyID...))
 	return nil
 }
+
+// Destroy removes the key from the token (C_DestroyObject) and closes the
+// Key: for an old key a rotation has replaced. The token needs the user
+// PIN's rights to destroy objects.
+func (k *Key) Destroy() error {
+	k.mu.Lock()
+	err := k.connectLocked()
+	if err == nil {
+		err = k.lib.ctx.DestroyObject(k.login, k.handle)
+		if err != nil {
+			err = k.storeError("destroy key", err)
+		}
+	}
+	k.mu.Unlock()
+	_ = k.Close()
+	return err
+}

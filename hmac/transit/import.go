@@ -119,3 +119,20 @@ func (k *Key) wrappingKey(ctx context.Context) (*rsa.PublicKey, error) {
 	}
 	return pub, nil
 }
+
+// Destroy deletes the transit key cfg names: transit first has to be told
+// deletion is allowed, so the token needs update on <mount>/keys/<name>/config
+// and delete on <mount>/keys/<name>. For an old key a rotation has replaced.
+func Destroy(ctx context.Context, cfg Config) error {
+	k, err := newKey(cfg, "-")
+	if err != nil {
+		return err
+	}
+	if _, err := k.client.Logical().WriteWithContext(ctx, k.mount+"/keys/"+k.name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
+		return k.storeError("allow deletion", err)
+	}
+	if _, err := k.client.Logical().DeleteWithContext(ctx, k.mount+"/keys/"+k.name); err != nil {
+		return k.storeError("delete key", err)
+	}
+	return nil
+}

@@ -56,13 +56,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	now := s.now().UTC()
 
-	if len(s.faults) > 0 {
-		f := &s.faults[0]
-		f.Count--
-		e := &apiError{f.Status, f.Code, f.Message}
-		if f.Count <= 0 {
-			s.faults = s.faults[1:]
-		}
+	if e := s.takeFaultLocked(params.Get("Action")); e != nil {
 		writeError(w, e, stsNamespace)
 		return
 	}
@@ -116,7 +110,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // the session token and the key's expiry.
 func (s *Server) authenticate(r *http.Request, body []byte, p sigParts, now time.Time) (*accessKey, *authError) {
 	key, ok := s.keys[p.accessKeyID]
-	if !ok || !key.active {
+	// A new key works only once IAM has propagated it, as on AWS.
+	if !ok || !key.active || now.Before(key.usableAt) {
 		return nil, &authError{403, "InvalidClientTokenId", "The security token included in the request is invalid."}
 	}
 	if p.service != "sts" && p.service != "iam" {

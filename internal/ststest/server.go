@@ -41,6 +41,7 @@ type accessKey struct {
 	expires    time.Time
 	mfa        bool // session credentials obtained with MFA
 	created    time.Time
+	usableAt   time.Time // before it, the key is refused as unknown
 	active     bool
 }
 
@@ -51,8 +52,10 @@ type Role struct {
 	ExternalID         string        // required when set
 }
 
-// Fault makes the server answer the next Count requests with an error.
+// Fault makes the server answer the next Count requests (of Action, when
+// set) with an error.
 type Fault struct {
+	Action  string
 	Code    string // e.g. Throttling, InternalFailure
 	Message string
 	Status  int // e.g. 400, 500, 503
@@ -81,6 +84,7 @@ type Server struct {
 	region  string
 	refused int
 	frozen  chan struct{} // while non-nil, requests wait for it to close
+	delay   time.Duration // before a created access key works
 	waiting int           // requests held by frozen
 }
 
@@ -225,6 +229,42 @@ func (s *Server) Refused() int {
 	return s.refused
 }
 
+// SetNewKeyDelay makes access keys created from now on refused
+// (InvalidClientTokenId) for d, as IAM's eventual consistency does.
+func (s *Server) SetNewKeyDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// Secret returns an access key's secret, for tests that play the person
+// who once held it.
+func (s *Server) Secret(accessKeyID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k := s.keys[accessKeyID]; k != nil {
+		return k.secret
+	}
+	return ""
+}
+
+// takeFaultLocked consumes the first fault that applies to action.
+func (s *Server) takeFaultLocked(action string) *apiError {
+	for i := range s.faults {
+		f := &s.faults[i]
+		if f.Action != "" && f.Action != action {
+			continue
+		}
+		f.Count--
+		e := &apiError{f.Status, f.Code, f.Message}
+		if f.Count <= 0 {
+			s.faults = append(s.faults[:i], s.faults[i+1:]...)
+		}
+		return e
+	}
+	return nil
+}
+
 // AccessKeyIDs lists the active long-term keys of a user.
 func (s *Server) AccessKeyIDs(user string) []string {
 	s.mu.Lock()
@@ -243,6 +283,7 @@ func (s *Server) newLongTermKeyLocked(user string) *accessKey {
 		id: "AKIA" + randomID(16), secret: randomSecret(), kind: kindUser, user: user,
 		arn: userARN(user), userID: "AIDA" + randomID(17), created: s.now(), active: true,
 	}
+	k.usableAt = k.created.Add(s.delay)
 	s.keys[k.id] = k
 	return k
 }

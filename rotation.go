@@ -1,0 +1,330 @@
+package awshmac
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
+	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
+	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
+)
+
+const walRotateRoot = "rotate-root"
+
+// walRollbackMinAge leaves a rotation in progress (which may wait up to
+// rotation_verify_timeout for IAM) alone before rolling it back.
+const walRollbackMinAge = 15 * time.Minute
+
+// rotationWAL is what a rotation in progress leaves in the write-ahead log:
+// access key IDs and store references, never a secret (write-only fields
+// are left out; they come from the config when the log is replayed).
+type rotationWAL struct {
+	OldAccessKey string         `json:"old_access_key"`
+	OldStore     map[string]any `json:"old_store"`
+	NewAccessKey string         `json:"new_access_key,omitempty"`
+	NewStore     map[string]any `json:"new_store,omitempty"`
+}
+
+// rotation is one rotation's state, step by step.
+type rotation struct {
+	b      *backend
+	s      logical.Storage
+	cfg    *pluginConfig // the config being rotated away from
+	old    *engine
+	user   string // the user ARN, which the new key must prove
+	walID  string
+	wal    rotationWAL
+	newCfg *pluginConfig
+	newKey storeKey
+}
+
+// rotateRoot makes a new IAM access key through the store, imports its
+// secret straight into the store as a new object, proves it, switches to
+// it and deletes the old key. Callers hold configLock. The new secret is
+// never stored, logged or returned.
+func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*logical.Response, error) {
+	r, err := b.startRotation(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	defer r.old.release()
+	for _, step := range []func(context.Context) error{r.checkKeys, r.create, r.verify, r.switchOver} {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
+	}
+	warnings := r.retireOld(ctx)
+	resp := &logical.Response{Data: map[string]any{"access_key": r.newCfg.AccessKey, "previous_access_key": r.cfg.AccessKey}}
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+func (b *backend) startRotation(ctx context.Context, s logical.Storage) (*rotation, error) {
+	if err := b.replayRotations(ctx, s); err != nil {
+		return nil, err
+	}
+	cfg, err := b.config(ctx, s)
+	if err == nil && cfg == nil {
+		err = errNotConfigured
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := b.engineLocked(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return &rotation{b: b, s: s, cfg: cfg, old: e}, nil
+}
+
+// keyCreated asks IAM, through the store, when the configured key was made.
+func (e *engine) keyCreated(ctx context.Context) (time.Time, error) {
+	client, err := iamFor(e.cfg, e.key)
+	if err != nil {
+		return time.Time{}, err
+	}
+	callCtx, cancel := context.WithTimeout(ctx, e.cfg.stsTimeout())
+	defer cancel()
+	list, err := client.ListAccessKeys(callCtx, &iam.ListAccessKeysInput{})
+	if err != nil {
+		return time.Time{}, classifySTS(ctx, "ListAccessKeys", e.cfg.stsTimeout(), err)
+	}
+	for _, k := range list.AccessKeyMetadata {
+		if aws.ToString(k.AccessKeyId) == e.cfg.AccessKey {
+			return aws.ToTime(k.CreateDate), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("IAM does not list the configured key")
+}
+
+// iamFor is an IAM client signing through key.
+func iamFor(cfg *pluginConfig, key hmac.Key) (*iam.Client, error) {
+	return stscreds.NewIAMClient(stscreds.Config{Key: key, Signer: sigv4.NewSigner(), Region: cfg.stsRegion(),
+		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries})
+}
+
+func (r *rotation) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.cfg.stsTimeout())
+}
+
+// checkKeys learns the user and refuses when a second key, not the
+// plugin's, takes the user's other slot: the plugin never deletes a key it
+// did not create.
+func (r *rotation) checkKeys(ctx context.Context) error {
+	callCtx, cancel := r.callCtx(ctx)
+	defer cancel()
+	me, err := r.old.sts.GetCallerIdentity(callCtx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return classifySTS(ctx, "GetCallerIdentity", r.cfg.stsTimeout(), err)
+	}
+	r.user = aws.ToString(me.Arn)
+	client, err := iamFor(r.cfg, r.old.key)
+	if err != nil {
+		return err
+	}
+	list, err := client.ListAccessKeys(callCtx, &iam.ListAccessKeysInput{})
+	if err != nil {
+		return classifySTS(ctx, "ListAccessKeys", r.cfg.stsTimeout(), err)
+	}
+	for _, k := range list.AccessKeyMetadata {
+		if id := aws.ToString(k.AccessKeyId); id != r.cfg.AccessKey {
+			return badInput("rotation: the IAM user already has a second access key, %s, which this plugin did not create; delete it (IAM allows two keys per user) and rotate again", id)
+		}
+	}
+	return nil
+}
+
+// create logs the rotation, makes the new IAM key and imports its secret.
+func (r *rotation) create(ctx context.Context) error {
+	r.wal = rotationWAL{OldAccessKey: r.cfg.AccessKey, OldStore: storeRef(r.cfg)}
+	if err := r.logWAL(ctx); err != nil {
+		return err
+	}
+	callCtx, cancel := r.callCtx(ctx)
+	defer cancel()
+	client, err := iamFor(r.cfg, r.old.key)
+	if err != nil {
+		return err
+	}
+	out, err := client.CreateAccessKey(callCtx, &iam.CreateAccessKeyInput{})
+	if err != nil {
+		r.dropWAL(ctx)
+		return classifySTS(ctx, "CreateAccessKey", r.cfg.stsTimeout(), err)
+	}
+	newID, secret := aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)
+	created := aws.ToTime(out.AccessKey.CreateDate)
+	out.AccessKey.SecretAccessKey = nil // the only other reference
+	if err := r.b.hook("created"); err != nil {
+		return err
+	}
+	// The secret lives in this frame only; Go strings cannot be zeroed, so
+	// its last references go when importNew returns.
+	if err := r.importNew(ctx, newID, secret); err != nil {
+		r.undo(ctx, newID)
+		return err
+	}
+	r.newCfg.AccessKeyCreated = created.UTC()
+	return r.b.hook("imported")
+}
+
+// importNew imports the new secret as a new store object and logs it.
+func (r *rotation) importNew(ctx context.Context, newID, secret string) error {
+	newCfg, err := r.cfg.clone()
+	if err != nil {
+		return err
+	}
+	newCfg.AccessKey = newID
+	if newCfg.store, err = r.cfg.store.forRotation(newID); err != nil {
+		return err
+	}
+	key, err := importStoreKey(ctx, newCfg, secret)
+	if err != nil {
+		return err
+	}
+	r.newCfg, r.newKey = newCfg, key
+	r.wal.NewAccessKey, r.wal.NewStore = newID, storeRef(newCfg)
+	return r.logWAL(ctx)
+}
+
+// verify proves the new key through the store, retrying while IAM
+// propagates it, and requires the same user.
+func (r *rotation) verify(ctx context.Context) error {
+	deadline := time.Now().Add(r.cfg.verifyTimeout())
+	client, err := stscreds.NewSTSClient(stscreds.Config{Key: r.newKey, Signer: sigv4.NewSigner(), Region: r.cfg.stsRegion(),
+		Endpoint: r.cfg.STSEndpoint, MaxRetries: -1})
+	if err != nil {
+		return err
+	}
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		callCtx, cancel := r.callCtx(ctx)
+		me, err := client.GetCallerIdentity(callCtx, &sts.GetCallerIdentityInput{})
+		cancel()
+		if err == nil && aws.ToString(me.Arn) == r.user {
+			return r.b.hook("verified")
+		}
+		if err == nil {
+			err = fmt.Errorf("the new key belongs to another identity")
+		}
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			r.undo(ctx, r.wal.NewAccessKey)
+			return &stsError{op: "GetCallerIdentity (new key)", err: stscreds.WrapError("GetCallerIdentity", err)}
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// switchOver stores the new config and installs its engine; every node
+// drops its caches through Invalidate.
+func (r *rotation) switchOver(ctx context.Context) error {
+	now := time.Now().UTC()
+	r.newCfg.LastRotated = now
+	e, err := r.b.newEngine(r.newCfg, r.newKey)
+	if err != nil {
+		r.undo(ctx, r.wal.NewAccessKey)
+		return err
+	}
+	if err := r.b.putConfig(ctx, r.s, r.newCfg); err != nil {
+		e.retire()
+		r.undo(ctx, r.wal.NewAccessKey)
+		return err
+	}
+	r.b.install(e)
+	return r.b.hook("switched")
+}
+
+// retireOld deletes the old IAM key and store object. A failure leaves the
+// log in place, so the next rotation or the WAL rollback finishes the job.
+func (r *rotation) retireOld(ctx context.Context) []string {
+	// Requests signed with the old key just before the switch still work
+	// for old_key_grace.
+	select {
+	case <-time.After(r.newCfg.oldKeyGrace()):
+	case <-ctx.Done():
+	}
+	if err := r.b.finishSwitched(ctx, r.s, r.newCfg, r.wal); err != nil {
+		r.b.Logger().Warn("rotation: the old key is not yet deleted; it will be retried", "old_access_key", r.wal.OldAccessKey, "error", err)
+		return []string{fmt.Sprintf("the old access key %s could not be deleted yet; the next rotation or the WAL rollback will retry", r.wal.OldAccessKey)}
+	}
+	r.dropWAL(ctx)
+	return nil
+}
+
+// undo removes a new key that was never switched to, from IAM and the store.
+func (r *rotation) undo(ctx context.Context, newID string) {
+	r.wal.NewAccessKey = newID
+	if err := r.b.undoUnswitched(ctx, r.s, r.cfg, r.wal); err != nil {
+		r.b.Logger().Warn("rotation: could not remove the unused new key; it will be retried", "new_access_key", newID, "error", err)
+		return
+	}
+	if r.newKey != nil {
+		_ = r.newKey.Close()
+	}
+	r.dropWAL(ctx)
+}
+
+func (r *rotation) logWAL(ctx context.Context) error {
+	id, err := framework.PutWAL(ctx, r.s, walRotateRoot, r.wal)
+	if err != nil {
+		return err
+	}
+	if r.walID != "" {
+		_ = framework.DeleteWAL(ctx, r.s, r.walID)
+	}
+	r.walID = id
+	return nil
+}
+
+func (r *rotation) dropWAL(ctx context.Context) {
+	if r.walID != "" {
+		_ = framework.DeleteWAL(ctx, r.s, r.walID)
+	}
+}
+
+// storeRef is the store's fields but the write-only ones: what names the
+// object, never what unlocks it.
+func storeRef(cfg *pluginConfig) map[string]any {
+	var fields map[string]any
+	_ = roundTrip(cfg.store, &fields)
+	for _, name := range storeKinds[cfg.KeyStore].writeOnly {
+		delete(fields, name)
+	}
+	return fields
+}
+
+// paramsFrom rebuilds a store's params from a reference and the current
+// config's credentials.
+func paramsFrom(cfg *pluginConfig, ref map[string]any) (storeParams, error) {
+	var fields map[string]any
+	if err := roundTrip(cfg.store, &fields); err != nil {
+		return nil, err
+	}
+	for k, v := range ref {
+		fields[k] = v
+	}
+	p := storeKinds[cfg.KeyStore].newParams()
+	return p, roundTrip(fields, p)
+}
+
+var errRotationStep = errors.New("rotation stopped by a test hook")
+
+// hook is the test seam that stops a rotation between two steps, as a
+// crash would.
+func (b *backend) hook(step string) error {
+	if b.rotationHook != nil && b.rotationHook(step) {
+		return fmt.Errorf("%w after %s", errRotationStep, step)
+	}
+	return nil
+}
