@@ -54,7 +54,7 @@ type commonConfig struct {
 	OldKeyGrace           time.Duration `json:"old_key_grace,omitempty"`
 	LastRotated           time.Time     `json:"last_rotated,omitempty"`
 	AccessKeyCreated      time.Time     `json:"access_key_created,omitempty"` // from IAM, when the plugin made the key
-	RotationBase          time.Time     `json:"rotation_base,omitempty"` // when the schedule started
+	RotationBase          time.Time     `json:"rotation_base,omitempty"`      // when the schedule started
 }
 
 func commonFields() map[string]*framework.FieldSchema {

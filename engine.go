@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/http"
 	"sync"
 	"time"
 
@@ -13,6 +14,17 @@ import (
 	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
 	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
 )
+
+// awsHTTPClient carries every STS and IAM call: one pool of connections,
+// however many clients the engines and rotations make.
+var awsHTTPClient = &http.Client{Transport: &http.Transport{
+	Proxy:               http.ProxyFromEnvironment,
+	MaxIdleConns:        64,
+	MaxIdleConnsPerHost: 16,
+	IdleConnTimeout:     90 * time.Second,
+	TLSHandshakeTimeout: 10 * time.Second,
+	ForceAttemptHTTP2:   true,
+}}
 
 // defaultRefreshInterval is how often a key that can change behind the
 // plugin's back (a transit key's latest version) is reread.
@@ -49,7 +61,7 @@ func (b *backend) newEngine(cfg *pluginConfig, key storeKey) (*engine, error) {
 	signer := sigv4.NewSigner()
 	client, err := stscreds.NewSTSClient(stscreds.Config{
 		Key: key, Signer: signer, Region: cfg.stsRegion(), Endpoint: cfg.STSEndpoint,
-		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries,
+		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries, HTTPClient: awsHTTPClient,
 	})
 	if err != nil {
 		_ = key.Close()

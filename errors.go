@@ -58,6 +58,7 @@ type stsError struct {
 	op      string
 	err     error
 	timeout time.Duration // set when the deadline passed
+	code    int           // a status that overrides the derived one
 }
 
 func (e *stsError) Error() string {
@@ -76,6 +77,8 @@ func (e *stsError) Unwrap() error { return e.err }
 func (e *stsError) status() int {
 	var aws *stscreds.Error
 	switch {
+	case e.code != 0:
+		return e.code
 	case e.timeout > 0:
 		return http.StatusGatewayTimeout
 	case errors.As(e.err, &aws) && aws.Code != "" && aws.StatusCode < 500:

@@ -230,7 +230,7 @@ func (b *backend) configuredKey(ctx context.Context, w *configWrite) (storeKey, 
 func verifyKey(ctx context.Context, cfg *pluginConfig, key hmac.Key) error {
 	client, err := stscreds.NewSTSClient(stscreds.Config{
 		Key: key, Signer: sigv4.NewSigner(), Region: cfg.stsRegion(), Endpoint: cfg.STSEndpoint,
-		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries,
+		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries, HTTPClient: awsHTTPClient,
 	})
 	if err != nil {
 		return badInput("access_key: %s", err)

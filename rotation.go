@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -110,7 +111,7 @@ func (e *engine) keyCreated(ctx context.Context) (time.Time, error) {
 // iamFor is an IAM client signing through key.
 func iamFor(cfg *pluginConfig, key hmac.Key) (*iam.Client, error) {
 	return stscreds.NewIAMClient(stscreds.Config{Key: key, Signer: sigv4.NewSigner(), Region: cfg.stsRegion(),
-		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries})
+		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries, HTTPClient: awsHTTPClient})
 }
 
 func (r *rotation) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -201,7 +202,7 @@ func (r *rotation) importNew(ctx context.Context, newID, secret string) error {
 func (r *rotation) verify(ctx context.Context) error {
 	deadline := time.Now().Add(r.cfg.verifyTimeout())
 	client, err := stscreds.NewSTSClient(stscreds.Config{Key: r.newKey, Signer: sigv4.NewSigner(), Region: r.cfg.stsRegion(),
-		Endpoint: r.cfg.STSEndpoint, MaxRetries: -1})
+		Endpoint: r.cfg.STSEndpoint, MaxRetries: -1, HTTPClient: awsHTTPClient})
 	if err != nil {
 		return err
 	}
@@ -217,7 +218,8 @@ func (r *rotation) verify(ctx context.Context) error {
 		}
 		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			r.undo(ctx, r.wal.NewAccessKey)
-			return &stsError{op: "GetCallerIdentity (new key)", err: stscreds.WrapError("GetCallerIdentity", err)}
+			// The caller did nothing wrong: AWS would not take the new key.
+			return &stsError{op: "GetCallerIdentity (new key)", err: stscreds.WrapError("GetCallerIdentity", err), code: http.StatusBadGateway}
 		}
 		select {
 		case <-time.After(wait):

@@ -1,0 +1,337 @@
+package awshmac
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/ststest"
+)
+
+// rotationEnv is a configured engine whose IAM user is "vault" at the peer.
+func rotationEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := newTestEnv(t)
+	e.mustWrite(t, "config", with(e.baseConfig(), "old_key_grace", "1s"))
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	return e
+}
+
+// works reports whether the configured key mints credentials the peer takes.
+func works(t *testing.T, e *testEnv) bool {
+	t.Helper()
+	resp, err := e.request(t, logical.ReadOperation, "creds/session", nil)
+	if err != nil || resp == nil || resp.IsError() {
+		return false
+	}
+	return callerIdentity(t, e.peer, resp.Data) == "arn:aws:iam::123456789012:user/vault"
+}
+
+// keyWorks asks the peer directly whether an access key and secret work.
+func keyWorks(e *testEnv, id, secret string) bool {
+	client := sts.New(sts.Options{Region: "eu-west-3", BaseEndpoint: aws.String(e.peer.URL), RetryMaxAttempts: 1,
+		HTTPClient: testHTTPClient, Credentials: credentials.NewStaticCredentialsProvider(id, secret, "")})
+	_, err := client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	return err == nil
+}
+
+func configuredKey(t *testing.T, e *testEnv) string {
+	t.Helper()
+	cfg, err := e.b.config(context.Background(), e.storage)
+	if err != nil || cfg == nil {
+		t.Fatal(err)
+	}
+	return cfg.AccessKey
+}
+
+func walCount(t *testing.T, e *testEnv) int {
+	t.Helper()
+	ids, err := framework.ListWAL(context.Background(), e.storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ids)
+}
+
+// exactlyOne: one working key is configured and IAM holds no other.
+func exactlyOne(t *testing.T, e *testEnv) {
+	t.Helper()
+	key := configuredKey(t, e)
+	if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 1 || ids[0] != key {
+		t.Fatalf("IAM holds %v, the config names %s", ids, key)
+	}
+	if !works(t, e) {
+		t.Fatal("the configured key does not work")
+	}
+}
+
+func TestRotateRoot(t *testing.T) {
+	e := rotationEnv(t)
+	e.peer.SetNewKeyDelay(1500 * time.Millisecond) // IAM propagates new keys slowly
+	for i := range 3 {
+		before := configuredKey(t, e)
+		resp := e.mustWrite(t, "config/rotate-root", nil)
+		if resp.Data["previous_access_key"] != before || resp.Data["access_key"] == before || len(resp.Data) != 2 {
+			t.Fatalf("rotation %d answered %v", i, resp.Data)
+		}
+		exactlyOne(t, e)
+		if walCount(t, e) != 0 {
+			t.Fatal("a finished rotation left its log")
+		}
+	}
+	if keyWorks(e, keytest.AccessKeyID, keytest.Secret) {
+		t.Fatal("the pasted secret still works after rotation")
+	}
+	resp, _ := e.request(t, logical.ReadOperation, "config", nil)
+	if resp.Data["last_rotated"] == "" || resp.Data["access_key_created"] == "" {
+		t.Fatalf("config read: %v", resp.Data)
+	}
+	// No secret of any key that ever existed is in storage.
+	for _, k := range storageKeys(t, e.storage) {
+		entry, _ := e.storage.Get(context.Background(), k)
+		keytest.NoSecretIn(t, "storage "+k, entry.Value)
+	}
+}
+
+func TestRotateOnImport(t *testing.T) {
+	e := newTestEnv(t)
+	resp := e.mustWrite(t, "config", with(e.baseConfig(), "rotate_on_import", true, "old_key_grace", "1s"))
+	if resp == nil || resp.Data["access_key"] == keytest.AccessKeyID || resp.Data["previous_access_key"] != keytest.AccessKeyID {
+		t.Fatalf("rotate_on_import answered %v", resp)
+	}
+	if keyWorks(e, keytest.AccessKeyID, keytest.Secret) {
+		t.Fatal("the pasted secret still works")
+	}
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	exactlyOne(t, e)
+}
+
+// Each failure leaves one working key configured, no key in IAM the
+// plugin forgot, and no log.
+func TestRotationFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(e *testEnv)
+		status int
+		reason string
+	}{
+		{"create fails", func(e *testEnv) {
+			e.peer.InjectFault(ststest.Fault{Action: "CreateAccessKey", Code: "ServiceFailure", Message: "down", Status: 500, Count: 10})
+		}, http.StatusBadGateway, "CreateAccessKey"},
+		{"create refused", func(e *testEnv) {
+			e.peer.InjectFault(ststest.Fault{Action: "CreateAccessKey", Code: "AccessDenied", Message: "no", Status: 403, Count: 1})
+		}, http.StatusBadRequest, "AccessDenied"},
+		{"two keys present", func(e *testEnv) {
+			e.peer.AddUserKey("vault", "AKIDSECONDKEY00000", "c2Vjb25kLWtleS1zZWNyZXQtMDAwMDAwMDAwMDAw")
+		}, http.StatusBadRequest, "AKIDSECONDKEY00000"},
+		{"verification times out", func(e *testEnv) {
+			e.peer.SetNewKeyDelay(time.Hour)
+			e.mustWrite(t, "config", map[string]any{"rotation_verify_timeout": "2s", "skip_verification": true})
+		}, http.StatusBadGateway, "InvalidClientTokenId"},
+		{"import fails", func(e *testEnv) {
+			e.b.rotationHook = func(step string) bool {
+				if step == "created" {
+					e.kekAway(t)
+				}
+				return false
+			}
+		}, http.StatusServiceUnavailable, "tink"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := rotationEnv(t)
+			before := configuredKey(t, e)
+			tt.setup(e)
+			resp, err := e.request(t, logical.UpdateOperation, "config/rotate-root", nil)
+			if status(resp, err) != tt.status || !strings.Contains(errText(resp, err), tt.reason) {
+				t.Fatalf("got %d %q, want %d naming %s", status(resp, err), errText(resp, err), tt.status, tt.reason)
+			}
+			e.kekBack(t)
+			if configuredKey(t, e) != before || walCount(t, e) != 0 {
+				t.Fatalf("config now %s, log %d", configuredKey(t, e), walCount(t, e))
+			}
+			if tt.name == "two keys present" {
+				if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 2 {
+					t.Fatalf("the plugin touched a key it did not create: %v", ids)
+				}
+				return
+			}
+			exactlyOne(t, e)
+		})
+	}
+}
+
+// The old key cannot be deleted: the rotation succeeds with a warning and
+// its log; the rollback, or the next rotation, deletes the old key.
+func TestRotationOldKeyDeleteFails(t *testing.T) {
+	for _, recover := range []string{"rollback", "next rotation"} {
+		t.Run(recover, func(t *testing.T) {
+			e := rotationEnv(t)
+			e.peer.InjectFault(ststest.Fault{Action: "DeleteAccessKey", Code: "ServiceFailure", Message: "down", Status: 500, Count: 5})
+			resp := e.mustWrite(t, "config/rotate-root", nil)
+			if len(resp.Warnings) == 0 || walCount(t, e) != 1 || len(e.peer.AccessKeyIDs("vault")) != 2 {
+				t.Fatalf("warnings %v, log %d, IAM %v", resp.Warnings, walCount(t, e), e.peer.AccessKeyIDs("vault"))
+			}
+			e.recover(t, recover)
+			exactlyOne(t, e)
+			if walCount(t, e) != 0 {
+				t.Fatal("log left after recovery")
+			}
+		})
+	}
+}
+
+// A crash between every two steps, then the rollback or the next rotation.
+func TestRotationCrashes(t *testing.T) {
+	for _, step := range []string{"created", "imported", "verified", "switched"} {
+		for _, recover := range []string{"rollback", "next rotation"} {
+			t.Run(step+"/"+recover, func(t *testing.T) {
+				e := rotationEnv(t)
+				e.b.rotationHook = func(s string) bool { return s == step }
+				resp, err := e.request(t, logical.UpdateOperation, "config/rotate-root", nil)
+				if err == nil && (resp == nil || !resp.IsError()) {
+					t.Fatalf("the crash did not stop the rotation: %v", resp)
+				}
+				e.b.rotationHook = nil
+				e.recover(t, recover)
+				exactlyOne(t, e)
+				if walCount(t, e) != 0 {
+					t.Fatal("log left after recovery")
+				}
+			})
+		}
+	}
+}
+
+// recover replays the log: as the framework's rollback does, or by rotating.
+func (e *testEnv) recover(t *testing.T, how string) {
+	t.Helper()
+	if how == "next rotation" {
+		e.mustWrite(t, "config/rotate-root", nil)
+		return
+	}
+	ids, _ := framework.ListWAL(context.Background(), e.storage)
+	for _, id := range ids {
+		entry, err := framework.GetWAL(context.Background(), e.storage, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := &logical.Request{Storage: e.storage}
+		if err := e.b.walRollback(context.Background(), req, entry.Kind, entry.Data); err != nil {
+			t.Fatal(err)
+		}
+		_ = framework.DeleteWAL(context.Background(), e.storage, id)
+	}
+}
+
+func (e *testEnv) kekAway(t *testing.T) {
+	if err := renameIfExists(e.kekPath, e.kekPath+".away"); err != nil {
+		t.Error(err)
+	}
+}
+
+func (e *testEnv) kekBack(t *testing.T) {
+	if err := renameIfExists(e.kekPath+".away", e.kekPath); err != nil {
+		t.Error(err)
+	}
+}
+
+// Twenty rotations while 8 callers sign and mint: no request fails, and
+// every credential and signature works at the peer when it is returned.
+func TestRotationsUnderLoad(t *testing.T) {
+	e := rotationEnv(t)
+	e.mustWrite(t, "roles/signer", map[string]any{"allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
+	url := e.peer.URL + "/?Action=GetCallerIdentity&Version=2011-06-15"
+	var stop atomic.Bool
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	failures := make(chan string, 16)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if msg := oneCall(t, e, i%2 == 0, url); msg != "" {
+					failures <- msg
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	seen := map[string]bool{}
+	for range 20 {
+		resp := e.mustWrite(t, "config/rotate-root", nil)
+		seen[resp.Data["access_key"].(string)] = true
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(failures)
+	for msg := range failures {
+		t.Error(msg)
+	}
+	if len(seen) != 20 || done.Load() == 0 {
+		t.Fatalf("%d distinct keys, %d calls", len(seen), done.Load())
+	}
+	exactlyOne(t, e)
+}
+
+// oneCall mints or signs once and checks the result at the peer at once.
+func oneCall(t *testing.T, e *testEnv, mint bool, url string) string {
+	if mint {
+		resp, err := e.request(t, logical.ReadOperation, "creds/session", nil)
+		if msg := errText(resp, err); msg != "" {
+			return "creds/: " + msg
+		}
+		if !keyWorks(e, resp.Data["access_key"].(string), resp.Data["secret_key"].(string)) && !tokenWorks(e, resp.Data) {
+			return "credentials refused by the peer"
+		}
+		return ""
+	}
+	resp, err := e.request(t, logical.UpdateOperation, "sign/signer", map[string]any{"url": url, "service": "sts"})
+	if msg := errText(resp, err); msg != "" {
+		return "sign/: " + msg
+	}
+	req, _ := http.NewRequest(http.MethodGet, resp.Data["url"].(string), nil)
+	for k, v := range resp.Data["headers"].(map[string]any) {
+		req.Header.Set(k, v.(string))
+	}
+	got, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	got.Body.Close()
+	if got.StatusCode != http.StatusOK {
+		return "signature refused by the peer"
+	}
+	return ""
+}
+
+func tokenWorks(e *testEnv, data map[string]any) bool {
+	client := sts.New(sts.Options{Region: "eu-west-3", BaseEndpoint: aws.String(e.peer.URL), RetryMaxAttempts: 1,
+		HTTPClient: testHTTPClient, Credentials: credentials.NewStaticCredentialsProvider(data["access_key"].(string), data["secret_key"].(string), data["session_token"].(string))})
+	_, err := client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	return err == nil
+}
+
+// testHTTPClient is shared by the tests' SDK clients, so connections are reused.
+var testHTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+
+func renameIfExists(from, to string) error {
+	if _, err := os.Stat(from); err != nil {
+		return nil
+	}
+	return os.Rename(from, to)
+}
