@@ -87,7 +87,8 @@ func setup(t *testing.T) *world {
 	w.vault = testenv.StartVault(t, testenv.VaultOptions{FileStorage: true, Audit: true})
 	c := w.vault.Client
 	// The operator's allow-lists: this token's library and this swtpm.
-	env := append(w.hsm.Env(), "AWS_HMAC_PKCS11_MODULES="+w.hsm.Module, "AWS_HMAC_TPM_ADDRESSES="+w.tpm.Addr)
+	env := append(w.hsm.Env(), "AWS_HMAC_PKCS11_MODULES="+w.hsm.Module, "AWS_HMAC_TPM_ADDRESSES="+w.tpm.Addr,
+		"AWS_HMAC_TEST_MIN_ROTATION_PERIOD=2s") // scheduled rotation without waiting an hour
 	sum := w.vault.RegisterPlugin(t, pluginBinary, pluginName, env...)
 	if len(sum) != 64 {
 		t.Fatalf("sha256 %q", sum)
@@ -284,6 +285,7 @@ func TestPluginEndToEnd(t *testing.T) {
 	}
 	t.Run("reload", w.runReload)
 	t.Run("identity", w.runIdentity)
+	t.Run("rotation", w.runRotation)
 	t.Run("wrong-types", w.runWrongTypes)
 	t.Run("allow-lists", w.runAllowLists)
 	w.checkNothingLeaked(t)
