@@ -97,3 +97,37 @@ func TestSignScopeAndOutput(t *testing.T) {
 		t.Fatalf("peer answered %d to the presigned URL", httpResp.StatusCode)
 	}
 }
+
+// headers also takes Name=value strings, repeated names included, as the
+// vault CLI sends them; the signature is the one the map form gives.
+func TestSignHeadersAsPairs(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/signer", map[string]any{"allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
+	body := base64.StdEncoding.EncodeToString([]byte("Action=GetCallerIdentity&Version=2011-06-15"))
+	base := map[string]any{"method": "POST", "url": e.peer.URL + "/", "service": "sts", "body": body}
+	pairs := e.mustWrite(t, "sign/signer", with(base, "headers", []any{"Content-Type=application/x-www-form-urlencoded", "X-Extra=a", "X-Extra=b"}))
+	if got := pairs.Data["signed_headers"]; got != "content-length;content-type;host;x-amz-date;x-extra" {
+		t.Fatalf("signed headers %v", got)
+	}
+	one := e.mustWrite(t, "sign/signer", with(base, "headers", "Content-Type=application/x-www-form-urlencoded"))
+	req, _ := http.NewRequest(http.MethodPost, one.Data["url"].(string), strings.NewReader("Action=GetCallerIdentity&Version=2011-06-15"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range one.Data["headers"].(map[string]any) {
+		req.Header.Set(k, v.(string))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the peer answered %d to a request signed with Name=value headers", resp.StatusCode)
+	}
+	for _, bad := range []any{"no-equals-sign", []any{"A=1", 7}} {
+		r, err := e.request(t, logical.UpdateOperation, "sign/signer", with(base, "headers", bad))
+		if status(r, err) != http.StatusBadRequest || !strings.Contains(errText(r, err), "headers") {
+			t.Fatalf("%v: %v %v", bad, r, err)
+		}
+	}
+}

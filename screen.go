@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/errutil"
@@ -65,9 +66,50 @@ func (b *backend) screen(req *logical.Request) error {
 	}
 	for _, p := range b.screened {
 		if m := p.re.FindStringSubmatch(req.Path); m != nil {
+			if _, signs := p.fields["headers"]; signs {
+				if err := headersFromPairs(req.Data); err != nil {
+					return err
+				}
+			}
 			return screenFields(req.Data, p.fields, p.re.SubexpNames())
 		}
 	}
+	return nil
+}
+
+// headersFromPairs turns sign/'s headers given as Name=value strings — as
+// the vault CLI sends `headers=Content-Type=text/plain`, a list when the
+// name repeats — into the map the field holds.
+func headersFromPairs(data map[string]any) error {
+	var pairs []any
+	switch v := data["headers"].(type) {
+	case string:
+		if strings.HasPrefix(strings.TrimSpace(v), "{") {
+			return nil // a JSON object, as the API takes it
+		}
+		pairs = []any{v}
+	case []any:
+		pairs = v
+	default:
+		return nil
+	}
+	if len(pairs) > maxHeaderNames*maxListItems {
+		return badInput("headers: more than %d values", maxHeaderNames*maxListItems)
+	}
+	m := map[string]any{}
+	for _, p := range pairs {
+		s, ok := p.(string)
+		name, value, found := strings.Cut(s, "=")
+		if !ok || !found {
+			return badInput("headers: give a map, or Name=value strings")
+		}
+		if prev, ok := m[name].([]any); ok {
+			m[name] = append(prev, value)
+		} else {
+			m[name] = []any{value}
+		}
+	}
+	data["headers"] = m
 	return nil
 }
 

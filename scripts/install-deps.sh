@@ -3,7 +3,7 @@
 # Idempotent: a machine that has them all is left alone.
 set -euo pipefail
 
-packages=(softhsm2 swtpm swtpm-tools tpm2-tools opensc libssl-dev curl jq ca-certificates)
+packages=(softhsm2 swtpm swtpm-tools tpm2-tools opensc libssl-dev curl jq ca-certificates awscli)
 
 missing=()
 for p in "${packages[@]}"; do
