@@ -11,10 +11,12 @@ PLUGIN  := vault-plugin-aws-hmac
 
 all: build
 
-## build: the library packages and, once present, the plugin binary into bin/
+## build: the plugin binary and the aws-hmac helper into bin/
 build:
 	$(GO) build ./...
-	@if [ -d cmd/$(PLUGIN) ]; then mkdir -p $(BIN) && CGO_ENABLED=1 $(GO) build -o $(BIN)/$(PLUGIN) ./cmd/$(PLUGIN); fi
+	mkdir -p $(BIN)
+	CGO_ENABLED=1 $(GO) build -o $(BIN)/$(PLUGIN) ./cmd/$(PLUGIN)
+	$(GO) build -o $(BIN)/aws-hmac ./cmd/aws-hmac
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const execHelp = `Usage: aws-hmac exec -role R [-mount aws-hmac] -- CMD ARGS...
+
+Runs CMD with a container-credentials endpoint for creds/<role> on a random
+loopback port, for CMD's life: CMD gets AWS_CONTAINER_CREDENTIALS_FULL_URI and
+AWS_CONTAINER_AUTHORIZATION_TOKEN, never a key, and the AWS_* key variables of
+this environment are removed. Signals go to CMD; the exit status is CMD's.
+Example:
+
+  aws-hmac exec -role deploy -- aws s3 ls
+
+Flags:
+`
+
+// keyVariables are removed from the child's environment: it must use the
+// endpoint, not a key that happened to be around.
+var keyVariables = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+	"AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN"}
+
+func runExec(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
+	var v vaultFlags
+	v.register(fs)
+	every := fs.Duration("refresh-every", 0, "fetch new credentials at least this often; default at 80% of their life")
+	fs.Usage = func() { io.WriteString(stderr, execHelp); fs.PrintDefaults() }
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	command := fs.Args()
+	if len(command) == 0 {
+		return fail(stderr, errors.New("exec needs a command after --"))
+	}
+	s, l, err := startCredServer(&v, "127.0.0.1:0", *every)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	cmd.Env = append(childEnv(os.Environ()), s.env(l)...)
+	return runChild(cmd, stderr)
+}
+
+func childEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !contains(keyVariables, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// runChild starts cmd, forwards signals to it and returns its status.
+func runChild(cmd *exec.Cmd, stderr io.Writer) int {
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(signals)
+	if err := cmd.Start(); err != nil {
+		return fail(stderr, err)
+	}
+	go func() {
+		for sig := range signals {
+			_ = cmd.Process.Signal(sig)
+		}
+	}()
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return exit.ExitCode()
+	}
+	return fail(stderr, err)
+}
