@@ -41,7 +41,7 @@ const (
 	roleARN    = "arn:aws:iam::123456789012:role/deploy"
 )
 
-var pluginBinary string
+var pluginBinary, helperBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "plugin-")
@@ -49,11 +49,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	pluginBinary = filepath.Join(dir, pluginName)
-	build := exec.Command("go", "build", "-o", pluginBinary, "github.com/awshmac/vault-plugin-aws-hmac/cmd/vault-plugin-aws-hmac")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build plugin:", err)
-		os.Exit(1)
+	helperBinary = filepath.Join(dir, "aws-hmac")
+	for out, pkg := range map[string]string{pluginBinary: "vault-plugin-aws-hmac", helperBinary: "aws-hmac"} {
+		build := exec.Command("go", "build", "-o", out, "github.com/awshmac/vault-plugin-aws-hmac/cmd/"+pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build "+pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -286,6 +289,7 @@ func TestPluginEndToEnd(t *testing.T) {
 	t.Run("reload", w.runReload)
 	t.Run("identity", w.runIdentity)
 	t.Run("rotation", w.runRotation)
+	t.Run("helper", w.runHelper)
 	t.Run("wrong-types", w.runWrongTypes)
 	t.Run("allow-lists", w.runAllowLists)
 	w.checkNothingLeaked(t)
