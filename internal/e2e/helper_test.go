@@ -122,7 +122,9 @@ func (w *world) helperExec(t *testing.T) {
 }
 
 func accessKeyOf(jsonLine string) string {
-	var c struct{ AccessKeyID string `json:"AccessKeyId"` }
+	var c struct {
+		AccessKeyID string `json:"AccessKeyId"`
+	}
 	_ = json.Unmarshal([]byte(jsonLine), &c)
 	return c.AccessKeyID
 }
