@@ -45,33 +45,7 @@ func pathRole(b *backend) *framework.Path {
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "role",
 		},
-		Fields: map[string]*framework.FieldSchema{
-			"name":                {Type: framework.TypeString, Description: "Name of the role, exactly as written.", Required: true},
-			"credential_type":     {Type: framework.TypeString, AllowedValues: anySlice(credentialTypes), Description: "STS call that mints the credentials: session_token, assumed_role or federation_token; none (the default) for a role that only signs."},
-			"role_arns":           {Type: framework.TypeCommaStringSlice, Description: "IAM role ARNs the caller may assume (assumed_role). The first is the default."},
-			"policy_arns":         {Type: framework.TypeCommaStringSlice, Description: "Managed policy ARNs that limit the session (assumed_role, federation_token); at most 10."},
-			"policy_document":     {Type: framework.TypeString, Description: "Inline session policy, JSON (assumed_role, federation_token)."},
-			"session_tags":        {Type: framework.TypeKVPairs, Description: "Session tags, key=value (assumed_role, federation_token); at most 50."},
-			"transitive_tag_keys": {Type: framework.TypeCommaStringSlice, Description: "Session tag keys that persist through role chaining (assumed_role)."},
-			"external_id":         {Type: framework.TypeString, Description: "External ID the role's trust policy requires (assumed_role)."},
-			"source_identity":     {Type: framework.TypeString, Description: "Source identity set on the session (assumed_role)."},
-			"mfa_serial_number":   {Type: framework.TypeString, Description: "MFA device serial or ARN; callers then give mfa_code (session_token, assumed_role)."},
-			"default_sts_ttl":     {Type: framework.TypeDurationSecond, Description: "Credential lifetime when the caller asks for none. Default: 1h."},
-			"max_sts_ttl":         {Type: framework.TypeDurationSecond, Description: "Longest lifetime a caller may ask for. Default: STS's maximum for the type (36h, 12h for assumed_role)."},
-			"allowed_services":    {Type: framework.TypeCommaStringSlice, Description: "Services sign/ may sign for (e.g. s3, sts); * allows all. Empty: none."},
-			"allowed_regions":     {Type: framework.TypeCommaStringSlice, Description: "Regions sign/ may sign for; * allows all. Empty: none."},
-			"allowed_hosts":       {Type: framework.TypeCommaStringSlice, Description: "Hosts sign/ may sign for; a leading *. matches subdomains. Empty: none."},
-			"allowed_methods":     {Type: framework.TypeCommaStringSlice, Description: "HTTP methods sign/ may sign (GET, PUT, ...). Empty: any."},
-			"allowed_paths":       {Type: framework.TypeCommaStringSlice, Description: "Globs on the request path as the service sees it (* spans slashes), e.g. /reports-bucket/2026/*. Empty: any."},
-			"allowed_actions":     {Type: framework.TypeCommaStringSlice, Description: "API actions sign/ may sign, service:Action (sts:GetCallerIdentity, dynamodb:GetItem, dynamodb:Get*; s3:* for S3, which has none). Empty: any, except for the services that mint credentials (sts, iam, sso, sso-oauth, cognito-identity, signin, rolesanywhere), whose actions must each be listed, without wildcards."},
-			"max_presign_expires": {Type: framework.TypeDurationSecond, Description: "Longest life of a presigned URL. Default: 7 days."},
-			"sign_with":           {Type: framework.TypeString, AllowedValues: anySlice(signWiths), Description: "key (default): sign/ signs with the configured key; session: with the role's own STS session, so AWS enforces the role's policy on every request signed."},
-
-			"role_session_name_template": {Type: framework.TypeString, Description: "Session name from the caller's identity: {{identity.entity.name}}, {{identity.entity.metadata.KEY}}, {{identity.entity.aliases.ACCESSOR.name}}, {{display_name}}, {{random}}."},
-			"source_identity_template":   {Type: framework.TypeString, Description: "SourceIdentity from the caller's identity, same directives (assumed_role)."},
-			"allowed_session_names":      {Type: framework.TypeCommaStringSlice, Description: "Globs of the session names a caller may choose with role_session_name. Empty: callers may not choose."},
-			"audit_session_tags":         {Type: framework.TypeBool, Description: "Tag sessions with vault-request-id and vault-entity-id (and set SourceIdentity to the entity ID when nothing else does), to join CloudTrail to Vault's audit log."},
-		},
+		Fields:         roleFields(),
 		ExistenceCheck: b.roleExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.CreateOperation: &framework.PathOperation{
@@ -107,6 +81,37 @@ func pathRole(b *backend) *framework.Path {
 		},
 		HelpSynopsis:    pathRoleHelpSyn,
 		HelpDescription: pathRoleHelpDesc,
+	}
+}
+
+// roleFields is the role's schema: credentials, signing scope, session identity.
+func roleFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"name":                {Type: framework.TypeString, Description: "Name of the role, exactly as written.", Required: true},
+		"credential_type":     {Type: framework.TypeString, AllowedValues: anySlice(credentialTypes), Description: "STS call that mints the credentials: session_token, assumed_role or federation_token; none (the default) for a role that only signs."},
+		"role_arns":           {Type: framework.TypeCommaStringSlice, Description: "IAM role ARNs the caller may assume (assumed_role). The first is the default."},
+		"policy_arns":         {Type: framework.TypeCommaStringSlice, Description: "Managed policy ARNs that limit the session (assumed_role, federation_token); at most 10."},
+		"policy_document":     {Type: framework.TypeString, Description: "Inline session policy, JSON (assumed_role, federation_token)."},
+		"session_tags":        {Type: framework.TypeKVPairs, Description: "Session tags, key=value (assumed_role, federation_token); at most 50."},
+		"transitive_tag_keys": {Type: framework.TypeCommaStringSlice, Description: "Session tag keys that persist through role chaining (assumed_role)."},
+		"external_id":         {Type: framework.TypeString, Description: "External ID the role's trust policy requires (assumed_role)."},
+		"source_identity":     {Type: framework.TypeString, Description: "Source identity set on the session (assumed_role)."},
+		"mfa_serial_number":   {Type: framework.TypeString, Description: "MFA device serial or ARN; callers then give mfa_code (session_token, assumed_role)."},
+		"default_sts_ttl":     {Type: framework.TypeDurationSecond, Description: "Credential lifetime when the caller asks for none. Default: 1h."},
+		"max_sts_ttl":         {Type: framework.TypeDurationSecond, Description: "Longest lifetime a caller may ask for. Default: STS's maximum for the type (36h, 12h for assumed_role)."},
+		"allowed_services":    {Type: framework.TypeCommaStringSlice, Description: "Services sign/ may sign for (e.g. s3, sts); * allows all. Empty: none."},
+		"allowed_regions":     {Type: framework.TypeCommaStringSlice, Description: "Regions sign/ may sign for; * allows all. Empty: none."},
+		"allowed_hosts":       {Type: framework.TypeCommaStringSlice, Description: "Hosts sign/ may sign for; a leading *. matches subdomains. Empty: none."},
+		"allowed_methods":     {Type: framework.TypeCommaStringSlice, Description: "HTTP methods sign/ may sign (GET, PUT, ...). Empty: any."},
+		"allowed_paths":       {Type: framework.TypeCommaStringSlice, Description: "Globs on the request path as the service sees it (* spans slashes), e.g. /reports-bucket/2026/*. Empty: any."},
+		"allowed_actions":     {Type: framework.TypeCommaStringSlice, Description: "API actions sign/ may sign, service:Action (sts:GetCallerIdentity, dynamodb:GetItem, dynamodb:Get*; s3:* for S3, which has none). Empty: any, except for the services that mint credentials (sts, iam, sso, sso-oauth, cognito-identity, signin, rolesanywhere), whose actions must each be listed, without wildcards."},
+		"max_presign_expires": {Type: framework.TypeDurationSecond, Description: "Longest life of a presigned URL. Default: 7 days."},
+		"sign_with":           {Type: framework.TypeString, AllowedValues: anySlice(signWiths), Description: "key (default): sign/ signs with the configured key; session: with the role's own STS session, so AWS enforces the role's policy on every request signed."},
+
+		"role_session_name_template": {Type: framework.TypeString, Description: "Session name from the caller's identity: {{identity.entity.name}}, {{identity.entity.metadata.KEY}}, {{identity.entity.aliases.ACCESSOR.name}}, {{display_name}}, {{random}}."},
+		"source_identity_template":   {Type: framework.TypeString, Description: "SourceIdentity from the caller's identity, same directives (assumed_role)."},
+		"allowed_session_names":      {Type: framework.TypeCommaStringSlice, Description: "Globs of the session names a caller may choose with role_session_name. Empty: callers may not choose."},
+		"audit_session_tags":         {Type: framework.TypeBool, Description: "Tag sessions with vault-request-id and vault-entity-id (and set SourceIdentity to the entity ID when nothing else does), to join CloudTrail to Vault's audit log."},
 	}
 }
 
