@@ -36,15 +36,16 @@ type rotationWAL struct {
 
 // rotation is one rotation's state, step by step.
 type rotation struct {
-	b      *backend
-	s      logical.Storage
-	cfg    *pluginConfig // the config being rotated away from
-	old    *engine
-	user   string // the user ARN, which the new key must prove
-	walID  string
-	wal    rotationWAL
-	newCfg *pluginConfig
-	newKey storeKey
+	b        *backend
+	s        logical.Storage
+	cfg      *pluginConfig // the config being rotated away from
+	old      *engine
+	user     string // the user ARN, which the new key must prove
+	walID    string
+	wal      rotationWAL
+	newCfg   *pluginConfig
+	newKey   storeKey
+	switched bool // the new key's engine is installed and owns it
 }
 
 // rotateRoot makes a new IAM access key through the store, imports its
@@ -59,6 +60,9 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*logical.R
 	defer r.old.release()
 	for _, step := range []func(context.Context) error{r.checkKeys, r.create, r.verify, r.switchOver} {
 		if err := step(ctx); err != nil {
+			if r.newKey != nil && !r.switched {
+				_ = r.newKey.Close() // a stopped rotation keeps no handle on the store
+			}
 			return nil, err
 		}
 	}
@@ -244,6 +248,7 @@ func (r *rotation) switchOver(ctx context.Context) error {
 		return err
 	}
 	r.b.install(e)
+	r.switched = true
 	return r.b.hook("switched")
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,4 +335,45 @@ func renameIfExists(from, to string) error {
 		return nil
 	}
 	return os.Rename(from, to)
+}
+
+// On a PKCS#11 token, a crash between every two steps, then the rollback:
+// the token holds exactly the configured key's object, no orphan.
+func TestRotationCrashesPKCS11(t *testing.T) {
+	for _, step := range []string{"created", "imported", "verified", "switched"} {
+		t.Run(step, func(t *testing.T) {
+			e := newTestEnv(t)
+			fields := e.storeConfig(t, "pkcs11")
+			e.mustWrite(t, "config", with(fields, "iam_endpoint", e.peer.URL, "old_key_grace", "1s"))
+			e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+			e.b.rotationHook = func(s string) bool { return s == step }
+			if resp, err := e.request(t, logical.UpdateOperation, "config/rotate-root", nil); err == nil && !resp.IsError() {
+				t.Fatal("the crash did not stop the rotation")
+			}
+			e.b.rotationHook = nil
+			e.recover(t, "rollback")
+			exactlyOne(t, e)
+			labels := tokenKeyLabels(t, fields)
+			if want := "aws-hmac-" + configuredKey(t, e); len(labels) != 1 || labels[0] != want {
+				t.Fatalf("token holds %v, want only %s", labels, want)
+			}
+		})
+	}
+}
+
+// tokenKeyLabels lists the secret-key objects on the test token.
+func tokenKeyLabels(t *testing.T, fields map[string]any) []string {
+	t.Helper()
+	out, err := exec.Command("pkcs11-tool", "--module", fields["pkcs11_module"].(string), "--token-label", fields["pkcs11_token_label"].(string),
+		"--login", "--pin", fields["pkcs11_pin"].(string), "--list-objects", "--type", "secrkey").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pkcs11-tool: %v\n%s", err, out)
+	}
+	var labels []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if l, ok := strings.CutPrefix(strings.TrimSpace(line), "label:"); ok {
+			labels = append(labels, strings.TrimSpace(l))
+		}
+	}
+	return labels
 }
