@@ -34,9 +34,9 @@ unit:
 test: deps tools check
 	source scripts/env.sh && $(GO) test -race -count=1 -timeout 45m ./...
 
-## bench: signer and key-store benchmarks beside their references
+## bench: signer, key-store and handler benchmarks beside their references
 bench: deps tools
-	source scripts/env.sh && $(GO) test -run '^$$' -bench . -benchmem ./sigv4/... ./hmac/
+	source scripts/env.sh && $(GO) test -run '^$$' -bench . -benchmem ./sigv4/... ./hmac/ .
 
 ## bench-vault: sign/ and creds/ in a real Vault, beside Vault's own paths and the baseline build
 bench-vault: deps tools
