@@ -65,7 +65,7 @@ func (b *backend) screen(req *logical.Request) error {
 		return nil
 	}
 	for _, p := range b.screened {
-		if m := p.re.FindStringSubmatch(req.Path); m != nil {
+		if p.re.MatchString(req.Path) {
 			if _, signs := p.fields["headers"]; signs {
 				if err := headersFromPairs(req.Data); err != nil {
 					return err

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -95,13 +96,14 @@ func storeFields() map[string]*framework.FieldSchema {
 }
 
 // writeOnlyFields are accepted on write and never returned or logged.
-func writeOnlyFields() []string {
+// The registry is complete once the package is initialised.
+var writeOnlyFields = sync.OnceValue(func() []string {
 	out := []string{"secret_key"}
 	for _, name := range storeNames() {
 		out = append(out, storeKinds[name].writeOnly...)
 	}
 	return out
-}
+})
 
 // openStoreKey opens the configured key; a failure is the store's.
 func openStoreKey(ctx context.Context, cfg *pluginConfig) (storeKey, error) {
