@@ -36,20 +36,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.wait(r) {
 		panic(http.ErrAbortHandler) // drop the connection without an answer
 	}
-	body, err := readBody(r)
-	if err != nil {
-		writeError(w, &apiError{400, "MalformedInput", "unreadable body"}, stsNamespace)
+	body, params, perr := readParams(r)
+	if perr != nil {
+		writeError(w, perr, stsNamespace)
 		return
-	}
-	params, err := url.ParseQuery(string(body))
-	if err != nil || (r.Method != http.MethodPost && len(body) > 0) {
-		writeError(w, &apiError{400, "MalformedInput", "the body is not a valid form"}, stsNamespace)
-		return
-	}
-	for k, v := range r.URL.Query() {
-		if !strings.HasPrefix(k, "X-Amz-") {
-			params[k] = append(params[k], v...)
-		}
 	}
 
 	s.mu.Lock()
@@ -60,7 +50,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e, stsNamespace)
 		return
 	}
-
 	p, aerr := parseAuth(r)
 	if aerr != nil {
 		s.refused++
@@ -77,7 +66,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{aerr.status, aerr.code, aerr.message}, ns)
 		return
 	}
-
 	action := params.Get("Action")
 	s.calls = append(s.calls, Call{Service: p.service, Action: action, AccessKeyID: key.id, Params: params})
 	result, apiErr := s.dispatch(p.service, action, params, key, now)
@@ -85,6 +73,30 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr, ns)
 		return
 	}
+	writeResult(w, action, ns, result)
+}
+
+// readParams reads the form body and the query's parameters (SigV4's own
+// X-Amz-* ones left out).
+func readParams(r *http.Request) ([]byte, url.Values, *apiError) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, nil, &apiError{400, "MalformedInput", "unreadable body"}
+	}
+	params, err := url.ParseQuery(string(body))
+	if err != nil || (r.Method != http.MethodPost && len(body) > 0) {
+		return nil, nil, &apiError{400, "MalformedInput", "the body is not a valid form"}
+	}
+	for k, v := range r.URL.Query() {
+		if !strings.HasPrefix(k, "X-Amz-") {
+			params[k] = append(params[k], v...)
+		}
+	}
+	return body, params, nil
+}
+
+// writeResult answers in the Query protocol's XML envelope.
+func writeResult(w http.ResponseWriter, action, ns string, result any) {
 	w.Header().Set("Content-Type", "text/xml")
 	reqID := newRequestID()
 	w.Header().Set("X-Amzn-Requestid", reqID)

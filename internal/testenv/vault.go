@@ -58,32 +58,7 @@ func StartVault(t testing.TB, opts VaultOptions) *Vault {
 	}
 	port := FreePort(t)
 	v.Addr = "http://127.0.0.1:" + strconv.Itoa(port)
-	env := []string{"HOME=" + dir, "VAULT_ADDR=" + v.Addr, "VAULT_TOKEN=", "VAULT_LOG_LEVEL=trace"}
-	logPath := filepath.Join(dir, "vault.log")
-
-	if opts.FileStorage {
-		v.StorageDir = filepath.Join(dir, "data")
-		conf := fmt.Sprintf(`storage "file" { path = %q }
-listener "tcp" {
-  address     = "127.0.0.1:%d"
-  tls_disable = true
-}
-plugin_directory = %q
-api_addr         = %q
-disable_mlock    = true
-log_level        = %q
-`, v.StorageDir, port, v.PluginDir, v.Addr, opts.logLevel())
-		confPath := filepath.Join(dir, "vault.hcl")
-		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		v.Process = StartProcess(t, "vault", logPath, env, bin, "server", "-config="+confPath)
-	} else {
-		v.Token = randomToken()
-		v.Process = StartProcess(t, "vault", logPath, env, bin, "server", "-dev",
-			"-dev-root-token-id="+v.Token, "-dev-listen-address=127.0.0.1:"+strconv.Itoa(port),
-			"-dev-plugin-dir="+v.PluginDir, "-dev-no-store-token", "-log-level="+opts.logLevel())
-	}
+	v.launch(t, opts, bin, port)
 
 	cfg := api.DefaultConfig()
 	cfg.Address = v.Addr
@@ -93,22 +68,66 @@ log_level        = %q
 	}
 	client.SetToken(v.Token)
 	v.Client = client
-
 	WaitFor(t, "vault", 2*time.Minute, v.Process, func() error {
 		_, err := client.Sys().Health()
 		return err
 	})
 	if opts.FileStorage {
-		init, err := client.Sys().Init(&api.InitRequest{SecretShares: 1, SecretThreshold: 1})
-		if err != nil {
-			t.Fatalf("vault init: %v", err)
-		}
-		v.Token, v.UnsealKey = init.RootToken, init.Keys[0]
-		client.SetToken(v.Token)
-		v.Unseal(t)
+		v.initialise(t)
 	}
+	v.waitActive(t)
+	if opts.Audit {
+		v.enableAudit(t)
+	}
+	return v
+}
+
+// launch starts the server: a dev server, or one with file storage.
+func (v *Vault) launch(t testing.TB, opts VaultOptions, bin string, port int) {
+	t.Helper()
+	env := []string{"HOME=" + v.Dir, "VAULT_ADDR=" + v.Addr, "VAULT_TOKEN=", "VAULT_LOG_LEVEL=trace"}
+	logPath := filepath.Join(v.Dir, "vault.log")
+	if !opts.FileStorage {
+		v.Token = randomToken()
+		v.Process = StartProcess(t, "vault", logPath, env, bin, "server", "-dev",
+			"-dev-root-token-id="+v.Token, "-dev-listen-address=127.0.0.1:"+strconv.Itoa(port),
+			"-dev-plugin-dir="+v.PluginDir, "-dev-no-store-token", "-log-level="+opts.logLevel())
+		return
+	}
+	v.StorageDir = filepath.Join(v.Dir, "data")
+	conf := fmt.Sprintf(`storage "file" { path = %q }
+listener "tcp" {
+  address     = "127.0.0.1:%d"
+  tls_disable = true
+}
+plugin_directory = %q
+api_addr         = %q
+disable_mlock    = true
+log_level        = %q
+`, v.StorageDir, port, v.PluginDir, v.Addr, opts.logLevel())
+	confPath := filepath.Join(v.Dir, "vault.hcl")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v.Process = StartProcess(t, "vault", logPath, env, bin, "server", "-config="+confPath)
+}
+
+// initialise initialises and unseals a file-storage server.
+func (v *Vault) initialise(t testing.TB) {
+	t.Helper()
+	init, err := v.Client.Sys().Init(&api.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatalf("vault init: %v", err)
+	}
+	v.Token, v.UnsealKey = init.RootToken, init.Keys[0]
+	v.Client.SetToken(v.Token)
+	v.Unseal(t)
+}
+
+func (v *Vault) waitActive(t testing.TB) {
+	t.Helper()
 	WaitFor(t, "vault active", time.Minute, v.Process, func() error {
-		h, err := client.Sys().Health()
+		h, err := v.Client.Sys().Health()
 		if err != nil {
 			return err
 		}
@@ -117,15 +136,16 @@ log_level        = %q
 		}
 		return nil
 	})
-	if opts.Audit {
-		v.AuditPath = filepath.Join(dir, "audit.log")
-		if err := client.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{
-			Type: "file", Options: map[string]string{"file_path": v.AuditPath},
-		}); err != nil {
-			t.Fatalf("enable audit: %v", err)
-		}
+}
+
+func (v *Vault) enableAudit(t testing.TB) {
+	t.Helper()
+	v.AuditPath = filepath.Join(v.Dir, "audit.log")
+	if err := v.Client.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{
+		Type: "file", Options: map[string]string{"file_path": v.AuditPath},
+	}); err != nil {
+		t.Fatalf("enable audit: %v", err)
 	}
-	return v
 }
 
 // Unseal unseals a file-storage server with its key.
