@@ -118,9 +118,6 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	return nil
 }
 
-// timeNow is the clock the rotation schedule reads.
-var timeNow = time.Now
-
 func (b *backend) ensureEngine(s logical.Storage) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

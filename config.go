@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
+	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
+	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -229,6 +232,12 @@ func (c *commonConfig) nextRotation() time.Time {
 		base = c.LastRotated
 	}
 	return base.Add(c.RotationPeriod)
+}
+
+// awsConfig is how the STS and IAM clients reach AWS, signing through key.
+func (c *commonConfig) awsConfig(key hmac.Key, signer *sigv4.Signer) stscreds.Config {
+	return stscreds.Config{Key: key, Signer: signer, Region: c.stsRegion(), Endpoint: c.STSEndpoint,
+		IAMEndpoint: c.IAMEndpoint, MaxRetries: c.MaxRetries, HTTPClient: awsHTTPClient}
 }
 
 // stsRegion is the region STS requests are signed for.

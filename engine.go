@@ -6,8 +6,10 @@ import (
 	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -40,8 +42,11 @@ type engine struct {
 	key    storeKey
 	signer *sigv4.Signer
 	sts    *sts.Client
-	tokens []*tokenWatch
-	stop   context.CancelFunc
+	iam    *iam.Client // for rotation; signs with the same signer
+	// created is when IAM made the key, asked once for config reads.
+	created atomic.Pointer[time.Time]
+	tokens  []*tokenWatch
+	stop    context.CancelFunc
 
 	sessions roleSessions // sign_with=session roles' STS sessions
 
@@ -59,16 +64,17 @@ type refresher interface {
 // ownership of key.
 func (b *backend) newEngine(cfg *pluginConfig, key storeKey) (*engine, error) {
 	signer := sigv4.NewSigner()
-	client, err := stscreds.NewSTSClient(stscreds.Config{
-		Key: key, Signer: signer, Region: cfg.stsRegion(), Endpoint: cfg.STSEndpoint,
-		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries, HTTPClient: awsHTTPClient,
-	})
+	client, err := stscreds.NewSTSClient(cfg.awsConfig(key, signer))
+	var iamClient *iam.Client
+	if err == nil {
+		iamClient, err = stscreds.NewIAMClient(cfg.awsConfig(key, signer))
+	}
 	if err != nil {
 		_ = key.Close()
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	e := &engine{cfg: cfg, key: key, signer: signer, sts: client, stop: stop}
+	e := &engine{cfg: cfg, key: key, signer: signer, sts: client, iam: iamClient, stop: stop}
 	for _, t := range cfg.store.vaultTokens() {
 		w := &tokenWatch{field: t.field, logger: b.Logger()}
 		e.tokens = append(e.tokens, w)
@@ -78,8 +84,10 @@ func (b *backend) newEngine(cfg *pluginConfig, key storeKey) (*engine, error) {
 			w.report("cannot make a client: "+err.Error(), true)
 		}
 	}
-	if r, ok := key.(reportingKey).storeKey.(refresher); ok {
-		go e.refreshEvery(ctx, r, b.refreshInterval)
+	if rk, ok := key.(reportingKey); ok {
+		if r, ok := rk.storeKey.(refresher); ok {
+			go e.refreshEvery(ctx, r, b.refreshInterval)
+		}
 	}
 	return e, nil
 }
@@ -151,23 +159,23 @@ func (e *engine) tokenStatus() map[string]any {
 // withEngine runs fn with the engine the stored config names, building it
 // on first use; the engine stays open until fn returns.
 func (b *backend) withEngine(ctx context.Context, s logical.Storage, fn func(*engine) error) error {
-	for {
-		if e := b.current.Load(); e != nil {
-			if !e.acquire() {
-				continue // replaced meanwhile: take the new one
-			}
-			defer e.release()
-			return fn(e)
-		}
-		if err := b.buildEngine(ctx, s); err != nil {
-			return err
-		}
+	e, err := b.acquireEngine(ctx, s, b.buildEngine)
+	if err != nil {
+		return err
 	}
+	defer e.release()
+	return fn(e)
 }
 
 // engineLocked is withEngine's acquire for callers that hold configLock;
 // they release the engine when done.
 func (b *backend) engineLocked(ctx context.Context, s logical.Storage) (*engine, error) {
+	return b.acquireEngine(ctx, s, b.buildEngineLocked)
+}
+
+// acquireEngine takes the installed engine, building one with build when
+// there is none; an engine replaced meanwhile is skipped for the new one.
+func (b *backend) acquireEngine(ctx context.Context, s logical.Storage, build func(context.Context, logical.Storage) error) (*engine, error) {
 	for {
 		if e := b.current.Load(); e != nil {
 			if e.acquire() {
@@ -175,7 +183,7 @@ func (b *backend) engineLocked(ctx context.Context, s logical.Storage) (*engine,
 			}
 			continue
 		}
-		if err := b.buildEngineLocked(ctx, s); err != nil {
+		if err := build(ctx, s); err != nil {
 			return nil, err
 		}
 	}

@@ -24,7 +24,8 @@ const (
 
 var (
 	sessionNameGlobRe = regexp.MustCompile(`^[\w+=,.@*?-]{1,64}$`)
-	safeNameRe        = regexp.MustCompile(`[^\w+=,.@-]`)
+	// safeNameRe matches what STS does not take in a session name.
+	safeNameRe = regexp.MustCompile(`[^\w+=,.@-]`)
 )
 
 func isTemplate(s string) bool { return strings.Contains(s, "{{") }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -165,7 +166,7 @@ func parseConfigWrite(existing *pluginConfig, d *framework.FieldData, env *opera
 		return nil, err
 	}
 	if _, ok := d.GetOk("rotation_period"); ok || (existing == nil && cfg.RotationPeriod > 0) {
-		cfg.RotationBase = timeNow().UTC() // the schedule starts now
+		cfg.RotationBase = time.Now().UTC() // the schedule starts now
 	}
 	secret := strings.TrimSpace(d.Get("secret_key").(string))
 	if secret != "" && len(secret) != 40 && (len(secret) < 16 || len(secret) > 128) {
@@ -228,10 +229,7 @@ func (b *backend) configuredKey(ctx context.Context, w *configWrite) (storeKey, 
 // verifyKey proves key with STS GetCallerIdentity; a refusal is the
 // caller's to fix.
 func verifyKey(ctx context.Context, cfg *pluginConfig, key hmac.Key) error {
-	client, err := stscreds.NewSTSClient(stscreds.Config{
-		Key: key, Signer: sigv4.NewSigner(), Region: cfg.stsRegion(), Endpoint: cfg.STSEndpoint,
-		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries, HTTPClient: awsHTTPClient,
-	})
+	client, err := stscreds.NewSTSClient(cfg.awsConfig(key, sigv4.NewSigner()))
 	if err != nil {
 		return badInput("access_key: %s", err)
 	}

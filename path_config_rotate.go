@@ -3,6 +3,7 @@ package awshmac
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -54,7 +55,7 @@ func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage) {
 		return
 	}
 	next := cfg.nextRotation()
-	if next.IsZero() || timeNow().Before(next) {
+	if next.IsZero() || time.Now().Before(next) {
 		return
 	}
 	if resp, err := b.rotateRoot(ctx, s); err != nil {

@@ -21,7 +21,6 @@ var (
 	sessionNameRe = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 	federationRe  = regexp.MustCompile(`^[\w+=,.@-]{2,32}$`)
 	mfaCodeRe     = regexp.MustCompile(`^\d{6}$`)
-	unsafeNameRe  = regexp.MustCompile(`[^\w+=,.@-]`)
 )
 
 func pathCreds(b *backend, prefix string) *framework.Path {
@@ -232,7 +231,7 @@ func (b *backend) credsResponse(name string, creds stscreds.Credentials) (*logic
 func defaultSessionName(displayName, role string, federation bool) string {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	base := unsafeNameRe.ReplaceAllString(displayName, "-")
+	base := safeNameRe.ReplaceAllString(displayName, "-")
 	if base == "" {
 		base = "vault-" + role
 	}

@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +32,9 @@ var (
 	headerNameRe  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
 
-// reservedHeaders are set by the signer; a caller may not choose them.
-var reservedHeaders = []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "Host", "Content-Length"}
+// reservedHeaders are set by the signer; a caller may not choose them (nor
+// any of SigV4's own parameters, authParams).
+var reservedHeaders = []string{"Authorization", "X-Amz-Content-Sha256", "Host", "Content-Length"}
 
 func pathSign(b *backend) *framework.Path {
 	return &framework.Path{
@@ -193,8 +192,8 @@ func (in *signRequest) parseHeaders(d *framework.FieldData) error {
 		if !headerNameRe.MatchString(k) {
 			return badInput("headers: a name is not a valid header name")
 		}
-		if slices.ContainsFunc(reservedHeaders, func(r string) bool { return strings.EqualFold(r, k) }) {
-			return badInput("headers: %s is set by the signer and may not be given", textproto.CanonicalMIMEHeaderKey(k))
+		if name := reservedName(k); name != "" {
+			return badInput("headers: %s is set by the signer and may not be given", name)
 		}
 		values, err := headerValues(v)
 		if err != nil {

@@ -189,9 +189,6 @@ func (r *roleEntry) validateARNs() error {
 	if len(r.PolicyARNs) > 10 {
 		return badInput("policy_arns: at most 10 managed policies")
 	}
-	if len(r.RoleARNs) > maxListItems {
-		return badInput("role_arns: at most %d role ARNs", maxListItems)
-	}
 	if i := firstMismatch(r.RoleARNs, roleARNRe); i > 0 {
 		return badInput("role_arns: item %d is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", i)
 	}
@@ -294,7 +291,11 @@ func (r *roleEntry) validateTTLs() error {
 }
 
 func (r *roleEntry) validateScope() error {
-	for name, list := range map[string][]string{"allowed_services": r.AllowedServices, "allowed_regions": r.AllowedRegions, "allowed_hosts": r.AllowedHosts} {
+	for name, list := range map[string][]string{
+		"allowed_services": r.AllowedServices, "allowed_regions": r.AllowedRegions, "allowed_hosts": r.AllowedHosts,
+		"allowed_methods": r.AllowedMethods, "allowed_paths": r.AllowedPaths, "allowed_actions": r.AllowedActions,
+		"allowed_session_names": r.AllowedSessionNames, "role_arns": r.RoleARNs,
+	} {
 		if len(list) > maxListItems {
 			return badInput("%s: at most %d items", name, maxListItems)
 		}

@@ -9,11 +9,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
 	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
 )
@@ -92,56 +92,67 @@ func (b *backend) startRotation(ctx context.Context, s logical.Storage) (*rotati
 	return &rotation{b: b, s: s, cfg: cfg, old: e}, nil
 }
 
-// keyCreated asks IAM, through the store, when the configured key was made.
+// callAWS runs one STS or IAM call within sts_timeout, its failure classified.
+func (e *engine) callAWS(ctx context.Context, op string, call func(context.Context) error) error {
+	callCtx, cancel := context.WithTimeout(ctx, e.cfg.stsTimeout())
+	defer cancel()
+	if err := call(callCtx); err != nil {
+		return classifySTS(ctx, op, e.cfg.stsTimeout(), err)
+	}
+	return nil
+}
+
+// accessKeys lists the user's access keys, asking IAM through the store.
+func (e *engine) accessKeys(ctx context.Context) ([]types.AccessKeyMetadata, error) {
+	var list *iam.ListAccessKeysOutput
+	err := e.callAWS(ctx, "ListAccessKeys", func(ctx context.Context) (err error) {
+		list, err = e.iam.ListAccessKeys(ctx, &iam.ListAccessKeysInput{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return list.AccessKeyMetadata, nil
+}
+
+// keyCreated is when IAM made the configured key; IAM is asked once.
 func (e *engine) keyCreated(ctx context.Context) (time.Time, error) {
-	client, err := iamFor(e.cfg, e.key)
+	if t := e.created.Load(); t != nil {
+		return *t, nil
+	}
+	keys, err := e.accessKeys(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, e.cfg.stsTimeout())
-	defer cancel()
-	list, err := client.ListAccessKeys(callCtx, &iam.ListAccessKeysInput{})
-	if err != nil {
-		return time.Time{}, classifySTS(ctx, "ListAccessKeys", e.cfg.stsTimeout(), err)
-	}
-	for _, k := range list.AccessKeyMetadata {
+	for _, k := range keys {
 		if aws.ToString(k.AccessKeyId) == e.cfg.AccessKey {
-			return aws.ToTime(k.CreateDate), nil
+			t := aws.ToTime(k.CreateDate)
+			e.created.Store(&t)
+			return t, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("IAM does not list the configured key")
-}
-
-// iamFor is an IAM client signing through key.
-func iamFor(cfg *pluginConfig, key hmac.Key) (*iam.Client, error) {
-	return stscreds.NewIAMClient(stscreds.Config{Key: key, Signer: sigv4.NewSigner(), Region: cfg.stsRegion(),
-		IAMEndpoint: cfg.IAMEndpoint, MaxRetries: cfg.MaxRetries, HTTPClient: awsHTTPClient})
-}
-
-func (r *rotation) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, r.cfg.stsTimeout())
 }
 
 // checkKeys learns the user and refuses when a second key, not the
 // plugin's, takes the user's other slot: the plugin never deletes a key it
 // did not create.
 func (r *rotation) checkKeys(ctx context.Context) error {
-	callCtx, cancel := r.callCtx(ctx)
-	defer cancel()
-	me, err := r.old.sts.GetCallerIdentity(callCtx, &sts.GetCallerIdentityInput{})
-	if err != nil {
-		return classifySTS(ctx, "GetCallerIdentity", r.cfg.stsTimeout(), err)
-	}
-	r.user = aws.ToString(me.Arn)
-	client, err := iamFor(r.cfg, r.old.key)
+	err := r.old.callAWS(ctx, "GetCallerIdentity", func(ctx context.Context) error {
+		me, err := r.old.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err == nil {
+			r.user = aws.ToString(me.Arn)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	list, err := client.ListAccessKeys(callCtx, &iam.ListAccessKeysInput{})
+	keys, err := r.old.accessKeys(ctx)
 	if err != nil {
-		return classifySTS(ctx, "ListAccessKeys", r.cfg.stsTimeout(), err)
+		return err
 	}
-	for _, k := range list.AccessKeyMetadata {
+	for _, k := range keys {
 		if id := aws.ToString(k.AccessKeyId); id != r.cfg.AccessKey {
 			return badInput("rotation: the IAM user already has a second access key, %s, which this plugin did not create; delete it (IAM allows two keys per user) and rotate again", id)
 		}
@@ -155,16 +166,14 @@ func (r *rotation) create(ctx context.Context) error {
 	if err := r.logWAL(ctx); err != nil {
 		return err
 	}
-	callCtx, cancel := r.callCtx(ctx)
-	defer cancel()
-	client, err := iamFor(r.cfg, r.old.key)
-	if err != nil {
+	var out *iam.CreateAccessKeyOutput
+	err := r.old.callAWS(ctx, "CreateAccessKey", func(ctx context.Context) (err error) {
+		out, err = r.old.iam.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{})
 		return err
-	}
-	out, err := client.CreateAccessKey(callCtx, &iam.CreateAccessKeyInput{})
+	})
 	if err != nil {
 		r.dropWAL(ctx)
-		return classifySTS(ctx, "CreateAccessKey", r.cfg.stsTimeout(), err)
+		return err
 	}
 	newID, secret := aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)
 	created := aws.ToTime(out.AccessKey.CreateDate)
@@ -205,13 +214,14 @@ func (r *rotation) importNew(ctx context.Context, newID, secret string) error {
 // propagates it, and requires the same user.
 func (r *rotation) verify(ctx context.Context) error {
 	deadline := time.Now().Add(r.cfg.verifyTimeout())
-	client, err := stscreds.NewSTSClient(stscreds.Config{Key: r.newKey, Signer: sigv4.NewSigner(), Region: r.cfg.stsRegion(),
-		Endpoint: r.cfg.STSEndpoint, MaxRetries: -1, HTTPClient: awsHTTPClient})
+	sc := r.cfg.awsConfig(r.newKey, sigv4.NewSigner())
+	sc.MaxRetries = -1 // this loop does the retrying
+	client, err := stscreds.NewSTSClient(sc)
 	if err != nil {
 		return err
 	}
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		callCtx, cancel := r.callCtx(ctx)
+		callCtx, cancel := context.WithTimeout(ctx, r.cfg.stsTimeout())
 		me, err := client.GetCallerIdentity(callCtx, &sts.GetCallerIdentityInput{})
 		cancel()
 		if err == nil && aws.ToString(me.Arn) == r.user {

@@ -64,7 +64,7 @@ func (b *backend) rollbackRotation(ctx context.Context, s logical.Storage, data 
 // store object unless old_store_object=keep (a store that refuses is
 // logged, not retried: the object no longer has a valid key).
 func (b *backend) finishSwitched(ctx context.Context, s logical.Storage, cfg *pluginConfig, w rotationWAL) error {
-	if err := b.deleteIAMKey(ctx, s, cfg, w.OldAccessKey); err != nil {
+	if err := b.deleteIAMKey(ctx, s, w.OldAccessKey); err != nil {
 		return err
 	}
 	if cfg.OldStoreObject == "keep" {
@@ -81,11 +81,11 @@ func (b *backend) undoUnswitched(ctx context.Context, s logical.Storage, cfg *pl
 	newID := w.NewAccessKey
 	if newID == "" {
 		var err error
-		if newID, err = b.otherKey(ctx, s, cfg); err != nil || newID == "" {
+		if newID, err = b.otherKey(ctx, s); err != nil || newID == "" {
 			return err
 		}
 	}
-	if err := b.deleteIAMKey(ctx, s, cfg, newID); err != nil {
+	if err := b.deleteIAMKey(ctx, s, newID); err != nil {
 		return err
 	}
 	if w.NewStore != nil {
@@ -98,48 +98,35 @@ func (b *backend) undoUnswitched(ctx context.Context, s logical.Storage, cfg *pl
 }
 
 // deleteIAMKey deletes a key through the current engine; gone already is fine.
-func (b *backend) deleteIAMKey(ctx context.Context, s logical.Storage, cfg *pluginConfig, id string) error {
+func (b *backend) deleteIAMKey(ctx context.Context, s logical.Storage, id string) error {
 	e, err := b.engineLocked(ctx, s)
 	if err != nil {
 		return err
 	}
 	defer e.release()
-	client, err := iamFor(cfg, e.key)
-	if err != nil {
+	return e.callAWS(ctx, "DeleteAccessKey", func(ctx context.Context) error {
+		_, err := e.iam.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{AccessKeyId: aws.String(id)})
+		var aerr interface{ ErrorCode() string }
+		if errors.As(err, &aerr) && aerr.ErrorCode() == "NoSuchEntity" {
+			return nil
+		}
 		return err
-	}
-	callCtx, cancel := context.WithTimeout(ctx, cfg.stsTimeout())
-	defer cancel()
-	_, err = client.DeleteAccessKey(callCtx, &iam.DeleteAccessKeyInput{AccessKeyId: aws.String(id)})
-	var aerr interface{ ErrorCode() string }
-	if errors.As(err, &aerr) && aerr.ErrorCode() == "NoSuchEntity" {
-		return nil
-	}
-	if err != nil {
-		return classifySTS(ctx, "DeleteAccessKey", cfg.stsTimeout(), err)
-	}
-	return nil
+	})
 }
 
 // otherKey is the user's key that is not the configured one, if any.
-func (b *backend) otherKey(ctx context.Context, s logical.Storage, cfg *pluginConfig) (string, error) {
+func (b *backend) otherKey(ctx context.Context, s logical.Storage) (string, error) {
 	e, err := b.engineLocked(ctx, s)
 	if err != nil {
 		return "", err
 	}
 	defer e.release()
-	client, err := iamFor(cfg, e.key)
+	keys, err := e.accessKeys(ctx)
 	if err != nil {
 		return "", err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, cfg.stsTimeout())
-	defer cancel()
-	list, err := client.ListAccessKeys(callCtx, &iam.ListAccessKeysInput{})
-	if err != nil {
-		return "", classifySTS(ctx, "ListAccessKeys", cfg.stsTimeout(), err)
-	}
-	for _, k := range list.AccessKeyMetadata {
-		if id := aws.ToString(k.AccessKeyId); id != cfg.AccessKey {
+	for _, k := range keys {
+		if id := aws.ToString(k.AccessKeyId); id != e.cfg.AccessKey {
 			return id, nil
 		}
 	}

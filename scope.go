@@ -45,11 +45,6 @@ func (r *roleEntry) validateSigningScope() error {
 			return badInput("allowed_actions: item %d is a wildcard for %s, which mints credentials: list each action", i+1, service)
 		}
 	}
-	for name, list := range map[string][]string{"allowed_methods": r.AllowedMethods, "allowed_paths": r.AllowedPaths, "allowed_actions": r.AllowedActions} {
-		if len(list) > maxListItems {
-			return badInput("%s: at most %d items", name, maxListItems)
-		}
-	}
 	switch {
 	case r.MaxPresignExpires < 0 || r.MaxPresignExpires > maxPresignExpiry:
 		return badInput("max_presign_expires must be between 1s and 7 days, or 0 for 7 days")
@@ -241,13 +236,20 @@ func globMatch(glob, s string) bool {
 	return gi == len(glob)
 }
 
-// refuseAuthParams keeps SigV4's parameters out of the caller's hands.
-func (in *signRequest) refuseAuthParams() error {
-	for name := range in.header {
-		if i := authParamIndex(name); i >= 0 {
-			return badInput("headers: %s is set by the signer and may not be given", authParams[i])
+// reservedName is the header's name as the signer knows it, when the
+// caller may not give it; "" otherwise.
+func reservedName(header string) string {
+	for _, list := range [][]string{reservedHeaders, authParams} {
+		if i := slices.IndexFunc(list, func(p string) bool { return strings.EqualFold(p, header) }); i >= 0 {
+			return list[i]
 		}
 	}
+	return ""
+}
+
+// refuseAuthParams keeps SigV4's parameters out of the URL's query; the
+// headers were checked as they were parsed (reservedName).
+func (in *signRequest) refuseAuthParams() error {
 	q, _ := url.ParseQuery(in.url.RawQuery)
 	for name := range q {
 		if i := authParamIndex(name); i >= 0 {

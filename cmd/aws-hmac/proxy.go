@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -61,7 +62,7 @@ func (p *signProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target.Path, target.RawPath, target.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
 	headers := map[string]any{}
 	for k, v := range r.Header {
-		if !contains(hopHeaders, http.CanonicalHeaderKey(k)) {
+		if !slices.Contains(hopHeaders, http.CanonicalHeaderKey(k)) {
 			headers[k] = v
 		}
 	}
@@ -97,7 +98,7 @@ func (p *signProxy) forward(w http.ResponseWriter, r *http.Request, signed *api.
 		return
 	}
 	for k, v := range r.Header {
-		if !contains(hopHeaders, http.CanonicalHeaderKey(k)) {
+		if !slices.Contains(hopHeaders, http.CanonicalHeaderKey(k)) {
 			out.Header[k] = v
 		}
 	}
