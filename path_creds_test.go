@@ -21,7 +21,7 @@ import (
 func callerIdentity(t *testing.T, peer *ststest.Server, data map[string]any) string {
 	t.Helper()
 	client := sts.New(sts.Options{
-		Region: "eu-west-3", BaseEndpoint: aws.String(peer.URL),
+		Region: "eu-west-3", BaseEndpoint: aws.String(peer.URL), HTTPClient: testHTTPClient,
 		Credentials: credentials.NewStaticCredentialsProvider(data["access_key"].(string), data["secret_key"].(string), data["session_token"].(string)),
 	})
 	out, err := client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})

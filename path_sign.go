@@ -94,6 +94,9 @@ type signRequest struct {
 	scopePath string // the path as the service sees it
 	action    string // the API action, when the request names one
 	actionErr error  // why the action is ambiguous
+
+	actionFromTarget bool // the action came from X-Amz-Target, not a form
+	bodyHidden       bool // only a payload_hash stands for a body
 }
 
 func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -237,6 +240,7 @@ func (in *signRequest) parsePayload(d *framework.FieldData) error {
 	case !payloadHashRe.MatchString(in.payloadHash):
 		return badInput("payload_hash must be 64 lower-case hex digits or UNSIGNED-PAYLOAD")
 	}
+	in.bodyHidden = in.body == nil && in.payloadHash != sigv4.EmptyStringSHA256
 	return nil
 }
 

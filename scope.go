@@ -91,6 +91,10 @@ func (in *signRequest) authoriseAction(role *roleEntry) error {
 		}
 		return outOfScope("action: the request's API action cannot be determined, and the role limits actions (allowed_actions: %s)", listOrNone(role.AllowedActions))
 	}
+	if in.bodyHidden && !in.actionFromTarget {
+		// A form body only its hash stands for could name another action.
+		return outOfScope("payload_hash: the role limits API actions; give the body itself, so its Action is seen")
+	}
 	want := in.service + ":" + in.action
 	for _, a := range role.AllowedActions {
 		if strings.EqualFold(a, want) || (!minting && globMatch(strings.ToLower(a), strings.ToLower(want))) {
@@ -106,7 +110,7 @@ func (in *signRequest) authoriseAction(role *roleEntry) error {
 // findAction reads the API action: the Query protocol's Action parameter
 // (query or form body) or the JSON protocols' X-Amz-Target. Anything
 // ambiguous — two of them, a name in another case — is refused.
-func (in *signRequest) findAction(formBody []byte) {
+func (in *signRequest) findAction(body []byte) {
 	var found []string
 	collect := func(values url.Values) {
 		for k, vs := range values {
@@ -124,16 +128,22 @@ func (in *signRequest) findAction(formBody []byte) {
 		return
 	}
 	collect(q)
-	if formBody != nil && strings.HasPrefix(strings.ToLower(in.header.Get("Content-Type")), "application/x-www-form-urlencoded") {
-		form, err := url.ParseQuery(string(formBody))
-		if err != nil {
+	// Whatever its Content-Type says, a body that reads as a form is read:
+	// a service might take it as one.
+	if body != nil {
+		form, err := url.ParseQuery(string(body))
+		isForm := strings.HasPrefix(strings.ToLower(in.header.Get("Content-Type")), "application/x-www-form-urlencoded")
+		if err != nil && isForm {
 			in.actionErr = badInput("body: the form is malformed")
 			return
 		}
-		collect(form)
+		if err == nil {
+			collect(form)
+		}
 	}
 	for _, t := range in.header.Values("X-Amz-Target") {
 		found = append(found, t[strings.LastIndexByte(t, '.')+1:])
+		in.actionFromTarget = true
 	}
 	switch {
 	case len(found) > 1:

@@ -1,7 +1,9 @@
 package awshmac
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,6 +36,11 @@ var scopeRoles = map[string]map[string]any{
 }
 
 func form(body string) string { return base64.StdEncoding.EncodeToString([]byte(body)) }
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
 
 var formHeaders = map[string]any{"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -79,7 +86,11 @@ func mintingCases() []scopeCase {
 		{"Action in query and form", "sts-gci", mergeMaps(stsPost("Action=AssumeRole"), map[string]any{"url": "https://sts.amazonaws.com/?Action=GetCallerIdentity"}), 403, "more than one"},
 		{"no action at all", "sts-gci", stsGet("Version=2011-06-15"), 403, "cannot be determined"},
 		{"empty action", "sts-gci", stsGet("Action="), 403, "empty"},
-		{"action in body without form type", "sts-gci", mergeMaps(stsPost("Action=GetCallerIdentity"), map[string]any{"headers": map[string]any{"Content-Type": "text/plain"}}), 403, "cannot be determined"},
+		{"AssumeRole in a text/plain body beside the query's action", "sts-gci", mergeMaps(stsPost("Action=AssumeRole&RoleArn=arn:aws:iam::1:role/admin"), map[string]any{"url": "https://sts.amazonaws.com/?Action=GetCallerIdentity", "headers": map[string]any{"Content-Type": "text/plain"}}), 403, "more than one"},
+		{"AssumeRole in an untyped body", "sts-gci", mergeMaps(stsPost("Action=AssumeRole&RoleArn=arn:aws:iam::1:role/admin"), map[string]any{"headers": map[string]any{}}), 403, "action"},
+		{"query action, body hidden behind payload_hash", "sts-gci", map[string]any{"method": "POST", "url": "https://sts.amazonaws.com/?Action=GetCallerIdentity", "service": "sts", "region": "us-east-1", "payload_hash": sha256Hex("Action=AssumeRole&RoleArn=arn:aws:iam::1:role/admin")}, 403, "payload_hash"},
+		{"query action, body UNSIGNED-PAYLOAD", "sts-gci", map[string]any{"method": "POST", "url": "https://sts.amazonaws.com/?Action=GetCallerIdentity", "service": "sts", "region": "us-east-1", "payload_hash": "UNSIGNED-PAYLOAD"}, 403, "payload_hash"},
+		{"query action, empty body by hash", "sts-gci", map[string]any{"method": "POST", "url": "https://sts.amazonaws.com/?Action=GetCallerIdentity", "service": "sts", "region": "us-east-1", "payload_hash": sha256Hex("")}, 200, ""},
 		{"action hidden behind payload_hash", "sts-gci", map[string]any{"method": "POST", "url": "https://sts.amazonaws.com/", "service": "sts", "region": "us-east-1", "payload_hash": strings.Repeat("a", 64)}, 403, "cannot be determined"},
 		{"X-Amz-Target for sts", "sts-gci", map[string]any{"method": "POST", "url": "https://sts.amazonaws.com/", "service": "sts", "region": "us-east-1", "headers": map[string]any{"X-Amz-Target": "AWSSecurityTokenServiceV20110615.AssumeRole"}}, 403, "action"},
 		{"malformed form body", "sts-gci", stsPost("Action=%zz"), 400, "body"},
@@ -95,6 +106,7 @@ func actionCases() []scopeCase {
 		{"two JSON targets", "ddb", mergeMaps(ddb("DynamoDB_20120810.GetItem"), map[string]any{"headers": map[string]any{"X-Amz-Target": []any{"DynamoDB_20120810.GetItem", "DynamoDB_20120810.DeleteTable"}}}), 403, "more than one"},
 		{"target and Action", "ddb", mergeMaps(ddb("DynamoDB_20120810.GetItem"), map[string]any{"url": "https://dynamodb.eu-west-3.amazonaws.com/?Action=DeleteTable"}), 403, "more than one"},
 		{"no target", "ddb", map[string]any{"method": "POST", "url": "https://dynamodb.eu-west-3.amazonaws.com/", "service": "dynamodb"}, 403, "cannot be determined"},
+		{"JSON target with a hidden body", "ddb", with(ddb("DynamoDB_20120810.GetItem"), "body", nil, "payload_hash", sha256Hex(`{"TableName":"t"}`)), 200, ""},
 		{"wildcard allows GetItem", "ddbw", ddb("DynamoDB_20120810.GetItem"), 200, ""},
 		{"wildcard allows GetRecords", "ddbw", ddb("DynamoDB_20120810.GetRecords"), 200, ""},
 		{"wildcard refuses DeleteItem", "ddbw", ddb("DynamoDB_20120810.DeleteItem"), 403, "action"},

@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,7 +28,8 @@ A local endpoint that takes unsigned requests, has Vault sign each through
 sign/<role> — so the role's scope applies to every request — and forwards it
 to the real endpoint (-upstream, or https://SERVICE.REGION.amazonaws.com).
 The application holds no credential at all. S3 bodies are streamed unsigned
-(UNSIGNED-PAYLOAD); other services' bodies, up to 10 MiB, are hashed and signed.
+(UNSIGNED-PAYLOAD); other services' bodies, up to 10 MiB, go to Vault to be
+signed, so the role's action scope sees them.
 A request Vault refuses is answered with Vault's status and reason. Example:
 
   aws-hmac proxy -role reports -listen 127.0.0.1:8080 &
@@ -53,7 +55,7 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", 
 	"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "Host", "Content-Length", "User-Agent", "Accept-Encoding"}
 
 func (p *signProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, hash, err := p.payload(r)
+	body, payload, err := p.payload(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 		return
@@ -66,28 +68,28 @@ func (p *signProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			headers[k] = v
 		}
 	}
-	signed, err := p.vault.Logical().WriteWithContext(r.Context(), p.flags.mount+"/sign/"+p.flags.role, map[string]any{
-		"method": r.Method, "url": target.String(), "headers": headers, "payload_hash": hash,
-		"service": p.service, "region": p.region,
-	})
+	req := map[string]any{"method": r.Method, "url": target.String(), "headers": headers, "service": p.service, "region": p.region}
+	maps.Copy(req, payload)
+	signed, err := p.vault.Logical().WriteWithContext(r.Context(), p.flags.mount+"/sign/"+p.flags.role, req)
 	if err != nil {
-		vaultRefusal(w, err)
+		p.vaultRefusal(w, err)
 		return
 	}
 	p.forward(w, r, signed, body)
 }
 
-// payload is the body to forward and its hash: S3's streams unsigned.
-func (p *signProxy) payload(r *http.Request) (io.Reader, string, error) {
+// payload is the body to forward and what sign/ is told of it: S3's
+// streams unsigned; any other is sent to Vault whole, so the role's
+// action scope sees an Action in a form body.
+func (p *signProxy) payload(r *http.Request) (io.Reader, map[string]any, error) {
 	if p.service == "s3" {
-		return r.Body, "UNSIGNED-PAYLOAD", nil
+		return r.Body, map[string]any{"payload_hash": "UNSIGNED-PAYLOAD"}, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxProxyBody+1))
 	if err != nil || len(b) > maxProxyBody {
-		return nil, "", fmt.Errorf("the body is larger than %d bytes", maxProxyBody)
+		return nil, nil, fmt.Errorf("the body is larger than %d bytes", maxProxyBody)
 	}
-	sum := sha256.Sum256(b)
-	return bytes.NewReader(b), hex.EncodeToString(sum[:]), nil
+	return bytes.NewReader(b), map[string]any{"body": base64.StdEncoding.EncodeToString(b)}, nil
 }
 
 func (p *signProxy) forward(w http.ResponseWriter, r *http.Request, signed *api.Secret, body io.Reader) {
@@ -105,7 +107,9 @@ func (p *signProxy) forward(w http.ResponseWriter, r *http.Request, signed *api.
 	for k, v := range signed.Data["headers"].(map[string]any) {
 		out.Header.Set(k, fmt.Sprint(v))
 	}
-	out.ContentLength = r.ContentLength
+	if p.service == "s3" {
+		out.ContentLength = r.ContentLength // streamed: the client's length
+	}
 	resp, err := p.client.Do(out)
 	if err != nil {
 		http.Error(w, "the upstream endpoint could not be reached", http.StatusBadGateway)
@@ -119,14 +123,30 @@ func (p *signProxy) forward(w http.ResponseWriter, r *http.Request, signed *api.
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// vaultRefusal passes Vault's answer on: its status and its reason.
-func vaultRefusal(w http.ResponseWriter, err error) {
+// vaultRefusal passes Vault's answer on — its status and its reason — as
+// an AWS error the client's SDK can read: S3's <Error>, or the Query
+// protocol's <ErrorResponse>.
+func (p *signProxy) vaultRefusal(w http.ResponseWriter, err error) {
+	status, code, msg := http.StatusBadGateway, "ServiceUnavailable", "Vault could not be reached"
 	var re *api.ResponseError
 	if errors.As(err, &re) {
-		http.Error(w, "Vault refused to sign: "+strings.Join(re.Errors, "; "), re.StatusCode)
-		return
+		status, msg = re.StatusCode, "Vault refused to sign: "+strings.Join(re.Errors, "; ")
+		code = map[int]string{http.StatusForbidden: "AccessDenied", http.StatusBadRequest: "InvalidRequest"}[status]
+		if code == "" {
+			code = "ServiceUnavailable"
+		}
 	}
-	http.Error(w, "Vault could not be reached", http.StatusBadGateway)
+	var b strings.Builder
+	b.WriteString("<Code>" + code + "</Code><Message>")
+	_ = xml.EscapeText(&b, []byte(msg))
+	b.WriteString("</Message>")
+	body := "<Error>" + b.String() + "</Error>"
+	if p.service != "s3" {
+		body = "<ErrorResponse><Error><Type>Sender</Type>" + b.String() + "</Error><RequestId>aws-hmac-proxy</RequestId></ErrorResponse>"
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
 }
 
 func runProxy(args []string, stdout, stderr io.Writer) int {

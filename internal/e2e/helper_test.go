@@ -208,8 +208,38 @@ func (w *world) helperProxy(t *testing.T) {
 		t.Fatalf("aws s3 ls through the proxy: %v\n%s", err, out)
 	}
 	out, err = runCmd(t, env, awsCLI, "--endpoint-url", "http://"+addr, "--no-sign-request", "s3", "ls", "s3://other-bucket")
-	if err == nil || !strings.Contains(out, "403") {
+	if err == nil || !strings.Contains(out, "AccessDenied") || !strings.Contains(out, "Vault refused to sign") {
 		t.Fatalf("out of scope through the proxy: %v\n%s", err, out)
+	}
+	w.helperProxySTS(t)
+}
+
+// helperProxySTS: a Query-protocol service through the proxy, its form body
+// seen by the role's action scope: GetCallerIdentity passes, GetSessionToken
+// gets Vault's 403.
+func (w *world) helperProxySTS(t *testing.T) {
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	cmd := exec.Command(helperBinary, "proxy", "-role", "signer", "-service", "sts", "-listen", addr, "-upstream", w.peer.URL)
+	cmd.Env = w.helperEnv(t)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	w.eventually(t, "sts proxy listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	env := w.helperEnv(t)
+	out, err := runCmd(t, env, awsCLI, "--endpoint-url", "http://"+addr, "--no-sign-request", "sts", "get-caller-identity")
+	if err != nil || !strings.Contains(out, "user/vault") {
+		t.Fatalf("aws sts get-caller-identity through the proxy: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, env, awsCLI, "--endpoint-url", "http://"+addr, "--no-sign-request", "sts", "get-session-token")
+	if err == nil || !strings.Contains(out, "AccessDenied") || !strings.Contains(out, "mints credentials") {
+		t.Fatalf("GetSessionToken through the proxy: %v\n%s", err, redact(out, w))
 	}
 }
 
