@@ -91,6 +91,8 @@ type signRequest struct {
 	expires     time.Duration
 	body        []byte
 
+	query     url.Values // the URL's query, parsed once
+	queryErr  error
 	scopePath string // the path as the service sees it
 	action    string // the API action, when the request names one
 	actionErr error  // why the action is ambiguous
@@ -174,6 +176,7 @@ func (in *signRequest) parseTarget(d *framework.FieldData) error {
 		return badInput("url must be an absolute http or https URL without user info or fragment")
 	}
 	in.url = u
+	in.query, in.queryErr = url.ParseQuery(u.RawQuery)
 	in.service = strings.TrimSpace(d.Get("service").(string))
 	if in.service == "" {
 		return badInput("service is required (the signing name, e.g. s3)")
@@ -296,9 +299,8 @@ func (e *engine) sign(ctx context.Context, in *signRequest, key hmac.Key, token 
 		httpReq.Header.Set("X-Amz-Content-Sha256", in.payloadHash)
 	}
 	if in.presign {
-		q := in.url.Query()
-		q.Set("X-Amz-Expires", strconv.Itoa(int(in.expires/time.Second)))
-		in.url.RawQuery = q.Encode()
+		in.query.Set("X-Amz-Expires", strconv.Itoa(int(in.expires/time.Second)))
+		in.url.RawQuery = in.query.Encode()
 	}
 	now := time.Now().UTC()
 	opts := func(o *sigv4.SignerOptions) { o.DisableURIPathEscaping, o.SessionToken = in.s3(), token }

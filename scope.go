@@ -122,12 +122,11 @@ func (in *signRequest) findAction(body []byte) {
 			}
 		}
 	}
-	q, err := url.ParseQuery(in.url.RawQuery)
-	if err != nil {
+	if in.queryErr != nil {
 		in.actionErr = badInput("url: the query string is malformed")
 		return
 	}
-	collect(q)
+	collect(in.query)
 	// Whatever its Content-Type says, a body that reads as a form is read:
 	// a service might take it as one.
 	if body != nil {
@@ -260,8 +259,7 @@ func reservedName(header string) string {
 // refuseAuthParams keeps SigV4's parameters out of the URL's query; the
 // headers were checked as they were parsed (reservedName).
 func (in *signRequest) refuseAuthParams() error {
-	q, _ := url.ParseQuery(in.url.RawQuery)
-	for name := range q {
+	for name := range in.query {
 		if i := authParamIndex(name); i >= 0 {
 			return badInput("url: the query may not carry SigV4's own parameter %s", authParams[i])
 		}

@@ -214,10 +214,12 @@ func TestSigningScope(t *testing.T) {
 // Wildcards for services that mint credentials are refused at role write.
 func TestMintingWildcardsRefused(t *testing.T) {
 	e := newTestEnv(t)
-	for _, actions := range []string{"sts:*", "iam:Create*", "sso:Get?oleCredentials", "rolesanywhere:*"} {
+	for _, actions := range []string{"sts:*", "iam:Create*", "sso:Get*", "signin:*", "rolesanywhere:*", "cognito-identity:Get*", "sso-oauth:*"} {
 		resp, err := e.request(t, logical.UpdateOperation, "roles/r", map[string]any{"allowed_services": "*", "allowed_actions": actions})
-		if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), "allowed_actions") {
+		if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), "mints credentials") {
 			t.Fatalf("%s: %v %v", actions, resp, err)
 		}
 	}
+	// A wildcard for a service that does not mint credentials is fine.
+	e.mustWrite(t, "roles/r", map[string]any{"allowed_services": "*", "allowed_actions": "dynamodb:Get*"})
 }
