@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 	"time"
 )
@@ -21,11 +20,8 @@ Flags:
 `
 
 func runCredentialProcess(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("credential-process", flag.ContinueOnError)
-	var v vaultFlags
-	v.register(fs)
+	fs, v := newFlags("credential-process", credentialProcessHelp, stderr)
 	ttl := fs.Duration("ttl", 0, "credential lifetime to ask for; default the role's")
-	fs.Usage = func() { io.WriteString(stderr, credentialProcessHelp); fs.PrintDefaults() }
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -35,7 +31,7 @@ func runCredentialProcess(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cr, err := readCreds(ctx, c, &v, *ttl)
+	cr, err := readCreds(ctx, c, v, *ttl)
 	if err != nil {
 		return fail(stderr, err)
 	}

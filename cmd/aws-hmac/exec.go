@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -31,11 +30,8 @@ var keyVariables = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_S
 	"AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN"}
 
 func runExec(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
-	var v vaultFlags
-	v.register(fs)
+	fs, v := newFlags("exec", execHelp, stderr)
 	every := fs.Duration("refresh-every", 0, "fetch new credentials at least this often; default at 80% of their life")
-	fs.Usage = func() { io.WriteString(stderr, execHelp); fs.PrintDefaults() }
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -43,7 +39,7 @@ func runExec(args []string, stdout, stderr io.Writer) int {
 	if len(command) == 0 {
 		return fail(stderr, errors.New("exec needs a command after --"))
 	}
-	s, l, err := startCredServer(&v, "127.0.0.1:0", *every)
+	s, l, err := startCredServer(v, "127.0.0.1:0", *every)
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -58,6 +58,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return cmd(args[1:], stdout, stderr)
 }
 
+// newFlags is a subcommand's flag set with the Vault flags and its help.
+func newFlags(name, help string, stderr io.Writer) (*flag.FlagSet, *vaultFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	v := &vaultFlags{}
+	v.register(fs)
+	fs.Usage = func() { _, _ = io.WriteString(stderr, help); fs.PrintDefaults() }
+	return fs, v
+}
+
 // parseFlags parses a subcommand's flags; help is not an error.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, code int) {
 	fs.SetOutput(stderr)

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -150,18 +149,15 @@ func (p *signProxy) vaultRefusal(w http.ResponseWriter, err error) {
 }
 
 func runProxy(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	var v vaultFlags
-	v.register(fs)
+	fs, v := newFlags("proxy", proxyHelp, stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "loopback address to listen on")
 	service := fs.String("service", "s3", "signing name of the service")
 	region := fs.String("region", "us-east-1", "region to sign for")
 	upstream := fs.String("upstream", "", "the real endpoint; default https://SERVICE.REGION.amazonaws.com")
-	fs.Usage = func() { io.WriteString(stderr, proxyHelp); fs.PrintDefaults() }
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	p, err := newSignProxy(&v, *service, *region, *upstream)
+	p, err := newSignProxy(v, *service, *region, *upstream)
 	if err != nil {
 		return fail(stderr, err)
 	}

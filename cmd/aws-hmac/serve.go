@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -142,16 +141,13 @@ func (s *credServer) env(l net.Listener) []string {
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var v vaultFlags
-	v.register(fs)
+	fs, v := newFlags("serve", serveHelp, stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
 	every := fs.Duration("refresh-every", 0, "fetch new credentials at least this often; default at 80% of their life")
-	fs.Usage = func() { io.WriteString(stderr, serveHelp); fs.PrintDefaults() }
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	s, l, err := startCredServer(&v, *listen, *every)
+	s, l, err := startCredServer(v, *listen, *every)
 	if err != nil {
 		return fail(stderr, err)
 	}
