@@ -80,7 +80,7 @@ func TestEngineSwapUnderLoad(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			e := newTestEnv(t)
 			e.mustWrite(t, "config", e.storeConfig(t, store))
-			e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
+			e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
 			checker := newSignChecker()
 			url := e.peer.URL + "/?Action=GetCallerIdentity&Version=2011-06-15"
 			var stop atomic.Bool

@@ -103,10 +103,11 @@ func roleFields() map[string]*framework.FieldSchema {
 		"allowed_regions":     {Type: framework.TypeCommaStringSlice, Description: "Regions sign/ may sign for; * allows all. Empty: none."},
 		"allowed_hosts":       {Type: framework.TypeCommaStringSlice, Description: "Hosts sign/ may sign for; a leading *. matches subdomains. Empty: none."},
 		"allowed_methods":     {Type: framework.TypeCommaStringSlice, Description: "HTTP methods sign/ may sign (GET, PUT, ...). Empty: any."},
-		"allowed_paths":       {Type: framework.TypeCommaStringSlice, Description: "Globs on the request path as the service sees it (* spans slashes), e.g. /reports-bucket/2026/*. Empty: any."},
-		"allowed_actions":     {Type: framework.TypeCommaStringSlice, Description: "API actions sign/ may sign, service:Action (sts:GetCallerIdentity, dynamodb:GetItem, dynamodb:Get*; s3:* for S3, which has none). Empty: any, except for the services that mint credentials (sts, iam, sso, sso-oauth, cognito-identity, signin, rolesanywhere), whose actions must each be listed, without wildcards."},
+		"allowed_paths":       {Type: framework.TypeCommaStringSlice, Description: "Globs on the path as the service reads it (* spans slashes): for S3 /bucket/key in path-style and virtual-hosted requests alike, e.g. /reports-bucket/2026/*; for others the path with dot segments resolved, and encoded /, \\ or . refused. Empty: any."},
+		"allowed_actions":     {Type: framework.TypeCommaStringSlice, Description: "Operations sign/ may sign, service:Operation as the SDKs and CloudTrail name them (sts:GetCallerIdentity, s3:GetObject, lambda:Invoke), * globs allowed; the operation is read from the request as the service reads it, from AWS's service models, and a request the scope cannot place is refused. Operations that mint credentials or change access (every STS, IAM and SSO action, s3:PutBucketPolicy, ecr:GetAuthorizationToken, rds-db:connect, ...) are signed only when listed exactly; no glob reaches them. Empty: any other operation."},
 		"max_presign_expires": {Type: framework.TypeDurationSecond, Description: "Longest life of a presigned URL. Default: 7 days."},
-		"sign_with":           {Type: framework.TypeString, AllowedValues: anySlice(signWiths), Description: "key (default): sign/ signs with the configured key; session: with the role's own STS session, so AWS enforces the role's policy on every request signed."},
+		"sign_with":           {Type: framework.TypeString, AllowedValues: anySlice(signWiths), Description: "session (the default for a role with a credential_type and no mfa_serial_number): sign/ signs with the role's own STS session, so AWS enforces the role's policy on every request signed too; key (the default otherwise): with the configured key."},
+		"allowed_schemes":     {Type: framework.TypeCommaStringSlice, Description: "URL schemes sign/ may sign: https, http. Default: https; http to loopback hosts is always allowed, since no network carries it."},
 
 		"role_session_name_template": {Type: framework.TypeString, Description: "Session name from the caller's identity: {{identity.entity.name}}, {{identity.entity.metadata.KEY}}, {{identity.entity.aliases.ACCESSOR.name}}, {{display_name}}, {{random}}."},
 		"source_identity_template":   {Type: framework.TypeString, Description: "SourceIdentity from the caller's identity, same directives (assumed_role)."},
@@ -172,7 +173,7 @@ func parseRoleFields(role *roleEntry, d *framework.FieldData) {
 		"role_arns": &role.RoleARNs, "policy_arns": &role.PolicyARNs, "transitive_tag_keys": &role.TransitiveTagKeys,
 		"allowed_services": &role.AllowedServices, "allowed_regions": &role.AllowedRegions, "allowed_hosts": &role.AllowedHosts,
 		"allowed_methods": &role.AllowedMethods, "allowed_paths": &role.AllowedPaths, "allowed_actions": &role.AllowedActions,
-		"allowed_session_names": &role.AllowedSessionNames,
+		"allowed_session_names": &role.AllowedSessionNames, "allowed_schemes": &role.AllowedSchemes,
 	}
 	for field, dst := range lists {
 		if v, ok := d.GetOk(field); ok {
@@ -218,12 +219,17 @@ default): a role that only signs. default_sts_ttl and max_sts_ttl bound the
 credentials' life within STS's limits and Vault's max lease TTL.
 
 allowed_services, allowed_regions and allowed_hosts bound what sign/<role> may
-sign (empty lists allow nothing); allowed_methods, allowed_paths,
-allowed_actions and max_presign_expires narrow it further. The services that
-mint credentials or keys (sts, iam, sso, sso-oauth, cognito-identity, signin,
-rolesanywhere) are signed only for the actions allowed_actions lists one by
-one, such as sts:GetCallerIdentity. sign_with=session signs with the role's own
-STS session instead of the configured key.
+sign (empty lists allow nothing); allowed_schemes, allowed_methods,
+allowed_paths, allowed_actions and max_presign_expires narrow it further.
+sign/ reads the operation a request runs the way the service's own protocol
+reads it (AWS's service models: the Query protocol's Action in the query and
+the whole body, JSON's X-Amz-Target, REST's method, path and subresource), and
+refuses what it cannot place when the role limits actions. Operations that
+mint credentials or change access (every STS, IAM and SSO action, bucket
+policies and ACLs, registry and database tokens, ...) are signed only when
+allowed_actions lists them one by one, such as sts:GetCallerIdentity. A role
+with a credential_type signs with its own STS session (sign_with=session)
+unless sign_with=key is written.
 
 Sessions are named from the Vault caller: role_session_name_template,
 source_identity_template and session_tags values may use Vault's identity

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/scope"
 	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
 )
 
@@ -91,14 +92,8 @@ type signRequest struct {
 	expires     time.Duration
 	body        []byte
 
-	query     url.Values // the URL's query, parsed once
-	queryErr  error
-	scopePath string // the path as the service sees it
-	action    string // the API action, when the request names one
-	actionErr error  // why the action is ambiguous
-
-	actionFromTarget bool // the action came from X-Amz-Target, not a form
-	bodyHidden       bool // only a payload_hash stands for a body
+	query    url.Values // the URL's query, parsed once
+	decision scope.Decision
 }
 
 func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -118,7 +113,7 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return b.respond(nil, err)
 	}
-	if err := in.authorise(role); err != nil {
+	if in.decision, err = in.authorise(role); err != nil {
 		return b.respond(nil, err)
 	}
 	var resp *logical.Response
@@ -153,11 +148,6 @@ func parseSignRequest(d *framework.FieldData, defaultRegion string) (*signReques
 	if err := in.refuseAuthParams(); err != nil {
 		return nil, err
 	}
-	var err error
-	if in.scopePath, err = scopePathOf(in.url, in.s3()); err != nil {
-		return nil, err
-	}
-	in.findAction(in.body)
 	return in, nil
 }
 
@@ -176,7 +166,9 @@ func (in *signRequest) parseTarget(d *framework.FieldData) error {
 		return badInput("url must be an absolute http or https URL without user info or fragment")
 	}
 	in.url = u
-	in.query, in.queryErr = url.ParseQuery(u.RawQuery)
+	if in.query, err = url.ParseQuery(u.RawQuery); err != nil {
+		return badInput("url: the query string is malformed")
+	}
 	in.service = strings.TrimSpace(d.Get("service").(string))
 	if in.service == "" {
 		return badInput("service is required (the signing name, e.g. s3)")
@@ -243,7 +235,6 @@ func (in *signRequest) parsePayload(d *framework.FieldData) error {
 	case !payloadHashRe.MatchString(in.payloadHash):
 		return badInput("payload_hash must be 64 lower-case hex digits or UNSIGNED-PAYLOAD")
 	}
-	in.bodyHidden = in.body == nil && in.payloadHash != sigv4.EmptyStringSHA256
 	return nil
 }
 
@@ -263,31 +254,14 @@ func (in *signRequest) parseExpiry(d *framework.FieldData) error {
 
 func (in *signRequest) s3() bool { return in.service == "s3" }
 
-// authorise refuses what the role's scope does not allow.
-func (in *signRequest) authorise(role *roleEntry) error {
-	switch {
-	case !matchScope(role.AllowedServices, in.service):
-		return outOfScope("service: the role may not sign for this service (allowed_services: %s)", listOrNone(role.AllowedServices))
-	case !matchScope(role.AllowedRegions, in.region):
-		return outOfScope("region: the role may not sign for this region (allowed_regions: %s)", listOrNone(role.AllowedRegions))
-	case !matchScope(role.AllowedHosts, in.url.Host) && !matchScope(role.AllowedHosts, in.url.Hostname()):
-		return outOfScope("url: the role may not sign for this host (allowed_hosts: %s)", listOrNone(role.AllowedHosts))
-	}
-	return in.authoriseScope(role)
-}
-
-// matchScope reports whether value is allowed by a role's list: exact, "*",
-// or for hosts "*.domain" matching any subdomain.
-func matchScope(allowed []string, value string) bool {
-	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(a, value) {
-			return true
-		}
-		if suffix, ok := strings.CutPrefix(a, "*"); ok && strings.HasPrefix(suffix, ".") && strings.HasSuffix(strings.ToLower(value), strings.ToLower(suffix)) {
-			return true
-		}
-	}
-	return false
+// authorise asks the role's scope whether it may sign the request, and
+// which operation the service will run.
+func (in *signRequest) authorise(role *roleEntry) (scope.Decision, error) {
+	d, err := role.policy().Check(&scope.Request{
+		Method: in.method, URL: in.url, Header: in.header, Body: in.body, PayloadHash: in.payloadHash,
+		Service: in.service, Region: in.region, Presign: in.presign, Expires: in.expires,
+	})
+	return d, scopeErr(err)
 }
 
 // sign signs with the server's clock: the key store is asked only for
@@ -367,13 +341,6 @@ func headerValues(v any) ([]string, error) {
 // characters other than tab, which could split or forge headers downstream.
 func isControl(r rune) bool {
 	return (r < 0x20 && r != '\t') || r == 0x7f
-}
-
-func listOrNone(l []string) string {
-	if len(l) == 0 {
-		return "none"
-	}
-	return strings.Join(l, ", ")
 }
 
 const pathSignHelpSyn = `Sign an AWS request with SigV4, within the role's signing scope.`

@@ -13,7 +13,7 @@ func TestSignScopeAndOutput(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
 	host := strings.TrimPrefix(e.peer.URL, "http://")
-	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token",
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key",
 		"allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "eu-west-3", "allowed_hosts": "127.0.0.1"})
 	e.mustWrite(t, "roles/nothing", map[string]any{"credential_type": "session_token"})
 	body := "Action=GetCallerIdentity&Version=2011-06-15"

@@ -76,6 +76,7 @@ type roleEntry struct {
 	AllowedActions    []string      `json:"allowed_actions,omitempty"`
 	MaxPresignExpires time.Duration `json:"max_presign_expires,omitempty"`
 	SignWith          string        `json:"sign_with,omitempty"`
+	AllowedSchemes    []string      `json:"allowed_schemes,omitempty"`
 
 	// Session identity, from the Vault caller.
 	RoleSessionNameTemplate string   `json:"role_session_name_template,omitempty"`
@@ -112,6 +113,7 @@ func (r *roleEntry) toResponseData() map[string]any {
 		"allowed_actions":     nonNil(r.AllowedActions),
 		"max_presign_expires": int64(r.MaxPresignExpires / time.Second),
 		"sign_with":           r.SignWith,
+		"allowed_schemes":     nonNil(r.AllowedSchemes),
 
 		"role_session_name_template": r.RoleSessionNameTemplate,
 		"source_identity_template":   r.SourceIdentityTemplate,
@@ -133,7 +135,7 @@ func (r *roleEntry) applyDefaults() {
 		r.CredentialType = credentialNone
 	}
 	if r.SignWith == "" {
-		r.SignWith = signWithKey
+		r.SignWith = defaultSignWith(r)
 	}
 	for i, m := range r.AllowedMethods {
 		r.AllowedMethods[i] = strings.ToUpper(m)
@@ -149,6 +151,16 @@ func (r *roleEntry) applyDefaults() {
 		compact, _ := json.Marshal(doc)
 		r.PolicyDocument = string(compact)
 	}
+}
+
+// defaultSignWith: a role that mints signs with its own STS session, so
+// that AWS enforces the role's policy on every request signed as well; a
+// role that only signs, or needs an MFA code to mint, signs with the key.
+func defaultSignWith(r *roleEntry) string {
+	if r.signOnly() || r.MFASerialNumber != "" {
+		return signWithKey
+	}
+	return signWithSession
 }
 
 // validate checks a role, defaults applied, against STS's limits; the
@@ -294,7 +306,7 @@ func (r *roleEntry) validateScope() error {
 	for name, list := range map[string][]string{
 		"allowed_services": r.AllowedServices, "allowed_regions": r.AllowedRegions, "allowed_hosts": r.AllowedHosts,
 		"allowed_methods": r.AllowedMethods, "allowed_paths": r.AllowedPaths, "allowed_actions": r.AllowedActions,
-		"allowed_session_names": r.AllowedSessionNames, "role_arns": r.RoleARNs,
+		"allowed_session_names": r.AllowedSessionNames, "role_arns": r.RoleARNs, "allowed_schemes": r.AllowedSchemes,
 	} {
 		if len(list) > maxListItems {
 			return badInput("%s: at most %d items", name, maxListItems)

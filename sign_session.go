@@ -2,6 +2,7 @@ package awshmac
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -25,21 +26,85 @@ func (s *roleSession) fresh(now time.Time) bool {
 	return now.Before(s.expires.Add(-s.expires.Sub(s.minted) / 5))
 }
 
-// roleSessions are an engine's sessions, by role name.
+// roleSessions are an engine's sessions, by role name. The lock guards the
+// maps only: no STS call runs under it, so one slow role never stalls
+// another.
 type roleSessions struct {
 	mu       sync.Mutex
 	sessions map[string]*roleSession
+	flights  map[string]*sessionFlight
+}
+
+// sessionFlight is one role's mint in progress; the callers that arrive
+// meanwhile wait for it instead of minting again.
+type sessionFlight struct {
+	done chan struct{}
+	s    *roleSession
+	err  error
 }
 
 // sessionFor returns the role's session, minting one through the key store
-// when there is none or it is close to expiring.
+// when there is none or it is close to expiring. Callers of one role share
+// one mint (single flight); each waits only as long as its own context.
 func (e *engine) sessionFor(ctx context.Context, name string, role *roleEntry) (*roleSession, error) {
-	e.sessions.mu.Lock()
-	defer e.sessions.mu.Unlock()
-	now := time.Now()
-	if s := e.sessions.sessions[name]; s != nil && s.role == role && s.fresh(now) {
-		return s, nil
+	for {
+		s, f, leader := e.sessions.lookup(name, role)
+		if s != nil {
+			return s, nil
+		}
+		if leader {
+			s, err := e.mintSession(ctx, name, role)
+			e.sessions.land(name, f, s, err)
+			return s, err
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		switch {
+		case f.err == nil && f.s.role == role:
+			return f.s, nil
+		case f.err != nil && !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, context.DeadlineExceeded):
+			return nil, f.err
+		}
+		// The leader gave up or minted for an older role: try again.
 	}
+}
+
+// lookup returns a fresh session, or the flight to wait for, or a new
+// flight this caller leads.
+func (rs *roleSessions) lookup(name string, role *roleEntry) (*roleSession, *sessionFlight, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if s := rs.sessions[name]; s != nil && s.role == role && s.fresh(time.Now()) {
+		return s, nil, false
+	}
+	if f := rs.flights[name]; f != nil {
+		return nil, f, false
+	}
+	if rs.flights == nil {
+		rs.flights, rs.sessions = map[string]*sessionFlight{}, map[string]*roleSession{}
+	}
+	f := &sessionFlight{done: make(chan struct{})}
+	rs.flights[name] = f
+	return nil, f, true
+}
+
+// land records the flight's outcome and wakes its waiters.
+func (rs *roleSessions) land(name string, f *sessionFlight, s *roleSession, err error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if err == nil {
+		rs.sessions[name] = s
+	}
+	delete(rs.flights, name)
+	f.s, f.err = s, err
+	close(f.done)
+}
+
+func (e *engine) mintSession(ctx context.Context, name string, role *roleEntry) (*roleSession, error) {
+	now := time.Now()
 	in := credsRequest{ttl: role.DefaultSTSTTL, identity: signSessionIdentity(role, name)}
 	if role.CredentialType == credentialAssumedRole {
 		in.roleARN = role.RoleARNs[0]
@@ -48,13 +113,8 @@ func (e *engine) sessionFor(ctx context.Context, name string, role *roleEntry) (
 	if err != nil {
 		return nil, err
 	}
-	s := &roleSession{role: role, key: hmac.NewStaticKey(creds.AccessKeyID, creds.SecretAccessKey),
-		token: creds.SessionToken, minted: now, expires: creds.Expires}
-	if e.sessions.sessions == nil {
-		e.sessions.sessions = map[string]*roleSession{}
-	}
-	e.sessions.sessions[name] = s
-	return s, nil
+	return &roleSession{role: role, key: hmac.NewStaticKey(creds.AccessKeyID, creds.SecretAccessKey),
+		token: creds.SessionToken, minted: now, expires: creds.Expires}, nil
 }
 
 // signSessionIdentity names the shared signing session after the role; it

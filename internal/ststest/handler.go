@@ -41,6 +41,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, perr, stsNamespace)
 		return
 	}
+	s.holdFor(r, params)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -83,9 +84,10 @@ type Server struct {
 	now     func() time.Time
 	region  string
 	refused int
-	frozen  chan struct{} // while non-nil, requests wait for it to close
-	delay   time.Duration // before a created access key works
-	waiting int           // requests held by frozen
+	frozen  chan struct{}            // while non-nil, requests wait for it to close
+	delay   time.Duration            // before a created access key works
+	waiting int                      // requests held by frozen
+	held    map[string]chan struct{} // AssumeRole of these role ARNs waits
 }
 
 // New starts a server on 127.0.0.1. Close it when done.
@@ -118,7 +120,52 @@ func (s *Server) Freeze() {
 	}
 }
 
-// Waiting is how many requests the frozen server holds.
+// HoldRole makes AssumeRole of one role ARN wait until the returned
+// release is called (or the client gives up): one slow call, while every
+// other request is answered at once.
+func (s *Server) HoldRole(arn string) (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	s.held[arn] = ch
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.held, arn)
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// holdFor waits while the request's role is held.
+func (s *Server) holdFor(r *http.Request, params url.Values) {
+	if params.Get("Action") != "AssumeRole" {
+		return
+	}
+	s.mu.Lock()
+	ch := s.held[params.Get("RoleArn")]
+	s.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	s.mu.Lock()
+	s.waiting++
+	s.mu.Unlock()
+	select {
+	case <-ch:
+	case <-r.Context().Done():
+	}
+	s.mu.Lock()
+	s.waiting--
+	s.mu.Unlock()
+}
+
+// Waiting is how many requests the server holds (frozen, or a held role).
 func (s *Server) Waiting() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

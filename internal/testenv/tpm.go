@@ -1,11 +1,13 @@
 package testenv
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,19 +60,41 @@ func (s *SWTPM) Start() {
 // Kill stops swtpm abruptly, as a crash would; its state stays for Start.
 func (s *SWTPM) Kill() { s.Process.Kill() }
 
-// freePortPair returns a port p such that p and p+1 were both free.
+// freePortPair returns a port p such that p and p+1 were both free. It
+// picks below the kernel's ephemeral range, where outgoing connections
+// (module downloads, other tests' clients) never take ports, so a busy
+// machine cannot fill every neighbour of the ports it hands out.
 func freePortPair(t testing.TB) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		p := FreePort(t)
-		if p < 65535 && dialCheck("127.0.0.1:"+strconv.Itoa(p+1)) != nil {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
-			if err == nil {
-				l.Close()
-				return p
+	low := ephemeralLow()
+	for i := 0; i < 500; i++ {
+		p := 10000 + rand.IntN(low-10002)
+		if bindable(p) && bindable(p+1) {
+			return p
+		}
+	}
+	t.Fatal("no two consecutive free ports below the ephemeral range")
+	return 0
+}
+
+// ephemeralLow is the first port the kernel gives outgoing connections.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				return n
 			}
 		}
 	}
-	t.Fatal("no two consecutive free ports")
-	return 0
+	return 32768
+}
+
+func bindable(port int) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }

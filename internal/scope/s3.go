@@ -1,0 +1,140 @@
+package scope
+
+import (
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/awsmodel"
+)
+
+// isS3 reports the signing names S3's data plane is signed with.
+func isS3(service string) bool { return service == "s3" || service == "s3express" }
+
+// s3Location is where an S3 request goes, path-style or virtual-hosted
+// alike.
+type s3Location struct {
+	bucket, key string
+	vhost       bool   // the bucket is in the host
+	hostSuffix  string // the host after the bucket, for a virtual-hosted one
+	control     bool   // S3 Control (account-level API), not a bucket
+}
+
+// checkS3 normalises the request to bucket and key, matches allowed_paths
+// on /bucket/key, and routes it on S3's model.
+func (p *Policy) checkS3(r *Request) (Decision, error) {
+	loc, err := p.locateS3(r.URL)
+	if err != nil {
+		return Decision{Service: r.Service}, err
+	}
+	if loc.control {
+		return p.checkOther(r)
+	}
+	d := Decision{Service: r.Service, Bucket: loc.bucket, Key: loc.key, modelled: true, Path: s3Path(loc.bucket, loc.key)}
+	if len(p.Paths) > 0 && !matchGlobs(p.Paths, d.Path) {
+		return d, denied("url: the role may not sign this path (allowed_paths: " + listOrNone(p.Paths) + ")")
+	}
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return d, bad("url: the query string is malformed")
+	}
+	if err := (signals{targets: r.Header.Values("X-Amz-Target")}).refuse(nil); err != nil {
+		return d, err
+	}
+	model := s3Model()
+	op, ambiguous := model.Route(awsmodel.RouteRequest{Method: r.Method, Segments: s3Segments(loc), Query: query, HasHeader: hasHeader(r)})
+	switch {
+	case ambiguous:
+		d.unplaced = "url: the query names more than one S3 subresource"
+	case op == nil:
+		d.unplaced = "action: no S3 operation has this method and subresource"
+	default:
+		d.unplaced = unreadQuery(op, awsmodel.RouteRequest{Query: query})
+	}
+	if d.unplaced == "" {
+		d.Operation, d.Model, d.Protocol, d.Subresource = op.Name, model.Model, model.Protocols[0], subresource(op)
+	}
+	return d, p.checkS3Headers(r, loc, &d)
+}
+
+func s3Model() *awsmodel.Service {
+	for _, s := range awsmodel.Services("s3") {
+		if s.Model == "s3" {
+			return s
+		}
+	}
+	panic("awsmodel: no s3 model")
+}
+
+func s3Path(bucket, key string) string {
+	if bucket == "" {
+		return "/"
+	}
+	return "/" + bucket + "/" + key
+}
+
+// s3Segments are the route's segments: none, the bucket, or the bucket
+// and the key's.
+func s3Segments(loc s3Location) []string {
+	switch {
+	case loc.bucket == "":
+		return []string{""}
+	case loc.key == "":
+		return []string{loc.bucket}
+	}
+	return append([]string{loc.bucket}, strings.Split(loc.key, "/")...)
+}
+
+func subresource(op *awsmodel.Operation) string {
+	_, q, _ := strings.Cut(op.URI, "?")
+	k, _, _ := strings.Cut(q, "&")
+	k, _, _ = strings.Cut(k, "=")
+	return k
+}
+
+// locateS3 reads bucket and key as S3 does. The host is lower-cased once;
+// an AWS host names the bucket before its s3 label (dots and all); a host
+// S3 does not serve would be read by S3 as a bucket name (a CNAME), so it
+// is taken as a path-style endpoint only when it is a loopback or IP
+// address or the role names it exactly in allowed_hosts.
+func (p *Policy) locateS3(u *url.URL) (s3Location, error) {
+	var loc s3Location
+	host := strings.ToLower(u.Hostname())
+	path, err := url.PathUnescape(u.EscapedPath())
+	if err != nil {
+		return loc, bad("url: the path is not validly percent-encoded")
+	}
+	path = strings.TrimPrefix(path, "/")
+	labels := strings.Split(host, ".")
+	i := s3Label(labels)
+	switch {
+	case i >= 0 && strings.HasSuffix(labels[i], "-control") && labels[i] != "s3express-control":
+		loc.control = true
+		return loc, nil
+	case i > 0:
+		loc.vhost, loc.bucket, loc.key = true, strings.Join(labels[:i], "."), path
+		loc.hostSuffix = strings.Join(labels[i:], ".")
+		return loc, nil
+	case i == 0, net.ParseIP(host) != nil, host == "localhost", namedExactly(p.Hosts, strings.ToLower(u.Host)), namedExactly(p.Hosts, host):
+		loc.bucket, loc.key, _ = strings.Cut(path, "/")
+		return loc, nil
+	}
+	return loc, denied("url: the host is not an S3 endpoint, and S3 would read it as a bucket name; name it exactly in allowed_hosts to sign path-style requests to it")
+}
+
+// s3Label is the index of the host's S3 service label (s3, s3-REGION,
+// s3-accesspoint, s3express-ZONE, ...) on an AWS domain, or -1.
+func s3Label(labels []string) int {
+	n := len(labels)
+	aws := n >= 2 && labels[n-2] == "amazonaws" && labels[n-1] == "com" ||
+		n >= 3 && labels[n-3] == "amazonaws" && labels[n-2] == "com" && labels[n-1] == "cn"
+	if !aws {
+		return -1
+	}
+	for i, l := range labels {
+		if l == "s3" || strings.HasPrefix(l, "s3-") || strings.HasPrefix(l, "s3express-") {
+			return i
+		}
+	}
+	return -1
+}
