@@ -12,6 +12,7 @@ type Operation struct {
 	Method     string // REST only
 	URI        string // REST only: the request-URI template, as in the model
 	HostPrefix string // a template the host starts with, e.g. {AccountId}.
+	Deprecated bool   // superseded; its route yields to a current operation's
 
 	segs            []segment
 	litQuery        []queryLiteral // ?uploads, ?list-type=2
@@ -38,6 +39,7 @@ func parseOperation(f []string) *Operation {
 		return op
 	}
 	op.Method, op.URI, op.HostPrefix = f[1], f[2], undash(f[5])
+	op.Deprecated = len(f) > 6 && f[6] == "deprecated"
 	op.queryKeys = map[string]bool{}
 	pathPart, queryPart, _ := strings.Cut(op.URI, "?")
 	for _, s := range strings.Split(strings.TrimPrefix(pathPart, "/"), "/") {
@@ -115,9 +117,15 @@ func (s *Service) Route(r RouteRequest) (op *Operation, ambiguous bool) {
 
 // match reports whether the request fits the route, and how specifically:
 // literal query keys weigh most, then required members present, then
-// literal path segments.
+// literal path segments; a deprecated operation yields to a current one on
+// the same route (S3's PutBucketLifecycle to PutBucketLifecycleConfiguration:
+// the service runs one handler for both).
 func (o *Operation) match(r RouteRequest) (int, bool) {
 	literals, ok := matchSegments(o.segs, r.Segments)
+	if !ok && o.trailingSlash() {
+		// SDKs send a route's trailing slash or not; the service takes both.
+		literals, ok = matchSegments(o.segs, append(r.Segments[:len(r.Segments):len(r.Segments)], ""))
+	}
 	if !ok {
 		return 0, false
 	}
@@ -137,7 +145,17 @@ func (o *Operation) match(r RouteRequest) (int, bool) {
 			return 0, false
 		}
 	}
-	return len(o.litQuery)<<16 | (len(o.requiredQuery)+len(o.requiredHeaders))<<8 | literals, true
+	current := 1
+	if o.Deprecated {
+		current = 0
+	}
+	return len(o.litQuery)<<17 | (len(o.requiredQuery)+len(o.requiredHeaders))<<9 | literals<<1 | current, true
+}
+
+// trailingSlash reports a route whose path ends in "/" after a segment.
+func (o *Operation) trailingSlash() bool {
+	n := len(o.segs)
+	return n > 1 && !o.segs[n-1].label && o.segs[n-1].prefix == ""
 }
 
 // matchSegments matches a path against a template: a label takes one

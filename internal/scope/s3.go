@@ -9,15 +9,19 @@ import (
 )
 
 // isS3 reports the signing names S3's data plane is signed with.
-func isS3(service string) bool { return service == "s3" || service == "s3express" }
+func isS3(service string) bool {
+	return service == "s3" || service == "s3express" || service == "s3-object-lambda"
+}
 
 // s3Location is where an S3 request goes, path-style or virtual-hosted
 // alike.
 type s3Location struct {
-	bucket, key string
-	vhost       bool   // the bucket is in the host
-	hostSuffix  string // the host after the bucket, for a virtual-hosted one
-	control     bool   // S3 Control (account-level API), not a bucket
+	bucket, key  string
+	vhost        bool   // the bucket is in the host
+	hostSuffix   string // the host after the bucket, for a virtual-hosted one
+	control      bool   // S3 Control (account-level API), not a bucket
+	express      bool   // an S3 Express endpoint
+	objectLambda bool   // an S3 Object Lambda endpoint
 }
 
 // checkS3 normalises the request to bucket and key, matches allowed_paths
@@ -43,9 +47,22 @@ func (p *Policy) checkS3(r *Request) (Decision, error) {
 	}
 	model := s3Model()
 	op, ambiguous := model.Route(awsmodel.RouteRequest{Method: r.Method, Segments: s3Segments(loc), Query: query, HasHeader: hasHeader(r)})
+	if op == nil && loc.objectLambda && r.Method == "POST" && loc.key == "WriteGetObjectResponse" {
+		// Object Lambda's callback: its host carries a request route, not
+		// a bucket (the model's host prefix {RequestRoute}.).
+		op = model.Operation("WriteGetObjectResponse")
+	}
+	if ambiguous && r.Method == "GET" && loc.bucket == "" {
+		// GET / lists buckets: directory buckets on S3 Express's control
+		// endpoint, general purpose ones anywhere else; the route is one.
+		op, ambiguous = model.Operation("ListBuckets"), false
+		if loc.express {
+			op = model.Operation("ListDirectoryBuckets")
+		}
+	}
 	switch {
 	case ambiguous:
-		d.unplaced = "url: the query names more than one S3 subresource"
+		d.unplaced = "action: the request matches more than one S3 operation's route (two subresources)"
 	case op == nil:
 		d.unplaced = "action: no S3 operation has this method and subresource"
 	default:
@@ -107,6 +124,8 @@ func (p *Policy) locateS3(u *url.URL) (s3Location, error) {
 	path = strings.TrimPrefix(path, "/")
 	labels := strings.Split(host, ".")
 	i := s3Label(labels)
+	loc.express = i >= 0 && strings.HasPrefix(labels[i], "s3express-")
+	loc.objectLambda = i >= 0 && labels[i] == "s3-object-lambda"
 	switch {
 	case i >= 0 && strings.HasSuffix(labels[i], "-control") && labels[i] != "s3express-control":
 		loc.control = true

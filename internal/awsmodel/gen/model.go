@@ -25,7 +25,8 @@ type model struct {
 			Method     string `json:"method"`
 			RequestURI string `json:"requestUri"`
 		} `json:"http"`
-		Input    *struct{ Shape string } `json:"input"`
+		Input      *struct{ Shape string } `json:"input"`
+		Deprecated bool                    `json:"deprecated"`
 		Endpoint *struct {
 			HostPrefix string `json:"hostPrefix"`
 		} `json:"endpoint"`
