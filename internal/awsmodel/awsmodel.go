@@ -97,7 +97,7 @@ func load() {
 		case "O":
 			cur.add(parseOperation(f[1:]))
 		default:
-			if s, ok := strings.CutPrefix(line, "# "); ok && strings.Contains(s, "models") && source == "" {
+			if s, ok := strings.CutPrefix(line, "# source: "); ok {
 				source = s
 			}
 		}

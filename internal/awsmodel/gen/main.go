@@ -4,9 +4,11 @@
 // Its source is AWS's published service models in the JSON form botocore
 // and aws-sdk-go share (<dir>/<service>/<version>/api-2.json, or
 // service-2.json in botocore's data/). The default source is the
-// aws-sdk-go v1 module pinned below: the Go module proxy serves it on every
-// machine that builds this project, with a checksum, and its models
-// (2025-07-31) are newer than any botocore Debian packages.
+// aws-sdk-go v1 module pinned below: the Go module proxy serves it, with a
+// checksum, on every machine that builds this project, and its models
+// (last updated 2024-07-30) are 19 months newer than the botocore Debian
+// packages (1.29.27, December 2022). npm's aws-sdk v2 carries later ones,
+// but minified: without deprecation marks, and it needs npm.
 package main
 
 import (
@@ -23,8 +25,9 @@ import (
 // Source is the module whose models/apis the table is made from.
 const Source = "github.com/aws/aws-sdk-go@v1.55.8"
 
-// SourceDate is when Source was released.
-const SourceDate = "2025-07-31"
+// SourceDate is when Source's models were last updated (v1.55.5; later
+// releases changed no model).
+const SourceDate = "2024-07-30"
 
 func main() {
 	src := flag.String("src", "", "directory of service models (<service>/<version>/api-2.json); default: "+Source+"'s models/apis")
@@ -37,7 +40,7 @@ func main() {
 }
 
 func run(src, out string) error {
-	label := Source + " models/apis (" + SourceDate + ")"
+	label := Source + " models/apis (models of " + SourceDate + ")"
 	if src == "" {
 		dir, err := moduleDir(Source)
 		if err != nil {
