@@ -2,7 +2,9 @@ package scope
 
 // pathCases: non-S3 paths as the service reads them.
 func pathCases() []tcase {
-	api := func(path string) req { return req{url: "https://abc.execute-api.us-east-1.amazonaws.com" + path, service: "execute-api"} }
+	api := func(path string) req {
+		return req{url: "https://abc.execute-api.us-east-1.amazonaws.com" + path, service: "execute-api"}
+	}
 	fn := func(path string) req {
 		return req{method: "POST", url: "https://lambda.us-east-1.amazonaws.com" + path, service: "lambda", header: map[string]string{"Content-Type": "application/json"}, body: s("{}")}
 	}

@@ -91,8 +91,12 @@ func (r req) withURL(u string) req { r.url = u; return r }
 
 // jsonCases: X-Amz-Target must name an operation of the service's model.
 func jsonCases() []tcase {
-	ddb := func(target string) req { return jsonReq("dynamodb.us-east-1.amazonaws.com", "dynamodb", target, `{"TableName":"t"}`) }
-	sqs := func(target string) req { return jsonReq("sqs.us-east-1.amazonaws.com", "sqs", target, `{"QueueUrl":"q"}`) }
+	ddb := func(target string) req {
+		return jsonReq("dynamodb.us-east-1.amazonaws.com", "dynamodb", target, `{"TableName":"t"}`)
+	}
+	sqs := func(target string) req {
+		return jsonReq("sqs.us-east-1.amazonaws.com", "sqs", target, `{"QueueUrl":"q"}`)
+	}
 	sqsForm := func(body string) req {
 		return req{method: "POST", url: "https://sqs.us-east-1.amazonaws.com/", service: "sqs", header: map[string]string{"Content-Type": formCT}, body: s(body)}
 	}

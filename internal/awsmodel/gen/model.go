@@ -27,7 +27,7 @@ type model struct {
 		} `json:"http"`
 		Input      *struct{ Shape string } `json:"input"`
 		Deprecated bool                    `json:"deprecated"`
-		Endpoint *struct {
+		Endpoint   *struct {
 			HostPrefix string `json:"hostPrefix"`
 		} `json:"endpoint"`
 	} `json:"operations"`
