@@ -36,7 +36,7 @@ test: deps tools check
 
 ## bench: signer, key-store and handler benchmarks beside their references
 bench: deps tools
-	source scripts/env.sh && $(GO) test -run '^$$' -bench . -benchmem ./sigv4/... ./hmac/ .
+	source scripts/env.sh && $(GO) test -run '^$$' -bench . -benchmem ./sigv4/... ./hmac/ ./internal/scope/ .
 
 ## bench-vault: sign/ and creds/ in a real Vault, beside Vault's own paths and the baseline build
 bench-vault: deps tools

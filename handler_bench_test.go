@@ -18,7 +18,7 @@ func BenchmarkSignHandler(b *testing.B) {
 	t := &testing.T{}
 	e := newTestEnv(t)
 	e.configure(t)
-	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "s3", "allowed_regions": "*", "allowed_hosts": "*"})
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key", "allowed_services": "s3", "allowed_regions": "*", "allowed_hosts": "*"})
 	data := map[string]any{"url": "http://127.0.0.1:9000/testbucket/reports/2026/q3.csv", "service": "s3", "region": "us-east-1"}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -64,7 +64,7 @@ func BenchmarkHugeHeaderRequest(b *testing.B) {
 	t := &testing.T{}
 	e := newTestEnv(t)
 	e.configure(t)
-	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "s3", "allowed_regions": "*", "allowed_hosts": "*"})
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key", "allowed_services": "s3", "allowed_regions": "*", "allowed_hosts": "*"})
 	headers := make(map[string]any, 48000)
 	for i := range 48000 {
 		headers[fmt.Sprintf("X-H%d", i)] = "v"

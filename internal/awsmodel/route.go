@@ -121,14 +121,7 @@ func (s *Service) Route(r RouteRequest) (op *Operation, ambiguous bool) {
 // the same route (S3's PutBucketLifecycle to PutBucketLifecycleConfiguration:
 // the service runs one handler for both).
 func (o *Operation) match(r RouteRequest) (int, bool) {
-	literals, ok := matchSegments(o.segs, r.Segments)
-	if !ok && o.trailingSlash() {
-		// SDKs send a route's trailing slash or not; the service takes both.
-		literals, ok = matchSegments(o.segs, append(r.Segments[:len(r.Segments):len(r.Segments)], ""))
-	}
-	if !ok {
-		return 0, false
-	}
+	// Query and headers first: they rule out most routes with map look-ups.
 	for _, q := range o.litQuery {
 		vs, present := r.Query[q.key]
 		if !present || (!q.anyValue && (len(vs) != 1 || vs[0] != q.value)) {
@@ -144,6 +137,14 @@ func (o *Operation) match(r RouteRequest) (int, bool) {
 		if r.HasHeader == nil || !r.HasHeader(h) {
 			return 0, false
 		}
+	}
+	literals, ok := matchSegments(o.segs, r.Segments)
+	if !ok && o.trailingSlash() {
+		// SDKs send a route's trailing slash or not; the service takes both.
+		literals, ok = matchSegments(o.segs, append(r.Segments[:len(r.Segments):len(r.Segments)], ""))
+	}
+	if !ok {
+		return 0, false
 	}
 	current := 1
 	if o.Deprecated {
@@ -167,7 +168,7 @@ func matchSegments(tmpl []segment, segs []string) (int, bool) {
 		if t.greedy {
 			rest := len(tmpl) - i - 1
 			n := len(segs) - j - rest
-			if n < 1 || !t.fits(strings.Join(segs[j:j+n], "/")) {
+			if n < 1 || !t.fitsAll(segs[j:j+n]) {
 				return 0, false
 			}
 			j += n
@@ -189,4 +190,12 @@ func (t segment) fits(s string) bool {
 		return s == t.prefix
 	}
 	return len(s) > len(t.prefix)+len(t.suffix) && strings.HasPrefix(s, t.prefix) && strings.HasSuffix(s, t.suffix)
+}
+
+// fitsAll is fits for a greedy label over several segments, joined by '/'.
+func (t segment) fitsAll(segs []string) bool {
+	if t.prefix == "" && t.suffix == "" {
+		return len(segs) > 1 || segs[0] != "" // the joined text is not empty
+	}
+	return t.fits(strings.Join(segs, "/"))
 }
