@@ -141,7 +141,7 @@ func TestKeyStoreOutageIs503(t *testing.T) {
 		t.Fatalf("got %v %v, want 503 naming the tink store", err, resp)
 	}
 	// Callers see the cause, not the server's internals: no KEK path.
-	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
 	for path, data := range map[string]map[string]any{
 		"creds/session": nil,
 		"sign/signer":   {"url": "https://sts.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15", "service": "sts"},

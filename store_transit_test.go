@@ -68,7 +68,7 @@ func TestTransitVersionImportedBehindTheBack(t *testing.T) {
 	e := newTestEnv(t)
 	e.b.refreshInterval = 200 * time.Millisecond
 	w := newTransitWorld(t, e)
-	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
 	if !signedWith(t, e, keytest.Secret) {
 		t.Fatal("the imported secret does not sign")
 	}
@@ -96,7 +96,7 @@ func TestTransitTokenRenewed(t *testing.T) {
 	e := newTestEnv(t)
 	w := newTransitWorld(t, e)
 	e.mustWrite(t, "config", map[string]any{"transit_token": w.token(t, "30s", true)})
-	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
+	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
 	start := time.Now()
 	for time.Since(start) < 2*time.Minute {
 		resp, _ := e.request(t, logical.ReadOperation, "config", nil)
