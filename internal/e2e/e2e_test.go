@@ -313,7 +313,7 @@ func (w *world) runStore(t *testing.T, store string) {
 	w.cli(t, "write", mount+"/roles/session", "credential_type=session_token", "default_sts_ttl=30m")
 	w.cli(t, "write", mount+"/roles/deploy", "credential_type=assumed_role", "role_arns="+roleARN, "max_sts_ttl=1h", "default_sts_ttl=15m")
 	w.cli(t, "write", mount+"/roles/fed", "credential_type=federation_token", "policy_arns=arn:aws:iam::aws:policy/ReadOnlyAccess")
-	w.cli(t, "write", mount+"/roles/signer", "credential_type=session_token",
+	w.cli(t, "write", mount+"/roles/signer", "credential_type=session_token", "sign_with=key",
 		"allowed_services=sts,s3", "allowed_actions=sts:GetCallerIdentity,s3:*", "allowed_regions=us-east-1", "allowed_hosts=127.0.0.1")
 
 	// Credentials of every type from the STS peer, through the CLI and the HTTP API.

@@ -83,6 +83,9 @@ func queryCases() []tcase {
 		{"EC2 hidden body", "any", hidden(req{method: "POST", url: "https://ec2.us-east-1.amazonaws.com/?Action=DescribeInstances", service: "ec2", header: map[string]string{"Content-Type": formCT}}, sha("Action=GetPasswordData")), den, "payload_hash"},
 		{"CloudWatch hidden body, nothing limited", "any", hidden(req{method: "POST", url: "https://monitoring.us-east-1.amazonaws.com/?Action=ListMetrics", service: "monitoring", header: map[string]string{"Content-Type": formCT}}, sha("x")), ok, ""},
 		{"CloudWatch ListMetrics", "any", req{url: "https://monitoring.us-east-1.amazonaws.com/?Action=ListMetrics", service: "monitoring"}, ok, "ListMetrics"},
+		{"a gzip body beside the query's action", "gci", withHeader(stsForm("\x1f\x8b compressed"), "Content-Encoding", "gzip").withURL("https://sts.amazonaws.com/?" + gciQ), den, "Content-Encoding"},
+		{"a gzip body, nothing limited", "any", withHeader(req{method: "POST", url: "https://monitoring.us-east-1.amazonaws.com/?Action=PutMetricData", service: "monitoring", header: map[string]string{"Content-Type": formCT}, body: s("x")}, "Content-Encoding", "gzip"), ok, ""},
+		{"Content-Encoding identity", "gci", withHeader(stsForm(gciQ), "Content-Encoding", "identity"), ok, "GetCallerIdentity"},
 		{"Redshift GetClusterCredentials", "any", req{url: "https://redshift.us-east-1.amazonaws.com/?Action=GetClusterCredentials", service: "redshift"}, den, "redshift:GetClusterCredentials"},
 	}
 }

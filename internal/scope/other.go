@@ -33,7 +33,15 @@ func (p *Policy) checkOther(r *Request) (Decision, error) {
 	}
 	models := pickModels(r.Service, r.URL.Hostname())
 	d.modelled = len(models) > 0
-	return d, place(&d, r, models, sig, awsmodel.RouteRequest{Method: r.Method, Segments: segs, Query: query, HasHeader: hasHeader(r)})
+	if err := place(&d, r, models, sig, awsmodel.RouteRequest{Method: r.Method, Segments: segs, Query: query, HasHeader: hasHeader(r)}); err != nil {
+		return d, err
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") && d.Operation != "" {
+		// A service that decompresses reads another body than the one
+		// the scope read (AWS's request compression: gzip).
+		d.Operation, d.unplaced = "", "headers: Content-Encoding makes the service read another body than the one signed here"
+	}
+	return d, nil
 }
 
 // invokeOperation: API Gateway runs the caller's own API; IAM names every
