@@ -292,6 +292,7 @@ func TestPluginEndToEnd(t *testing.T) {
 	t.Run("helper", w.runHelper)
 	t.Run("wrong-types", w.runWrongTypes)
 	t.Run("allow-lists", w.runAllowLists)
+	t.Run("scope", w.runScope)
 	w.checkNothingLeaked(t)
 }
 
