@@ -157,7 +157,7 @@ func (w *world) whoamiBypasses() []refusal {
 	target := map[string]string{"Content-Type": formType, "X-Amz-Target": "AWSSecurityTokenServiceV20110615.GetCallerIdentity"}
 	return []refusal{
 		{"X-Amz-Target over an AssumeRole form", post("", target, assume), 403, "action: the request names more than one API action"},
-		{"AssumeRole behind payload_hash", hidden, 403, "payload_hash"},
+		{"AssumeRole behind payload_hash", hidden, 403, "action: the request's API action cannot be determined: the body is hidden behind payload_hash"},
 		{"stray ; without Content-Type", post("", nil, gciForm+";"+assume), 403, "body: the body is not a valid form"},
 		{"Action in query and body", post("?"+gciForm, form, assume), 403, "action: the request names more than one API action"},
 		{"Action twice in the query", post("?"+gciForm+"&Action=AssumeRole", nil, ""), 403, "action: the request names more than one API action"},
