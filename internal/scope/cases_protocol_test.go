@@ -26,8 +26,6 @@ func withHeader(r req, kv ...string) req {
 	return r
 }
 
-func withURL(r req, u string) req { r.url = u; return r }
-
 var assumeForm = "Action=AssumeRole&RoleArn=arn:aws:iam::1:role/admin&RoleSessionName=x&Version=2011-06-15"
 
 // queryCases: the Query protocol reads Action from the query and the whole
