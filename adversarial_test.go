@@ -151,7 +151,6 @@ func anyRepeat(s string, n int) []any {
 func credsHostile() []hostileCase {
 	return []hostileCase{
 		{name: "creds no role", path: "creds/" + poison, status: 400, field: "name", value: poison},
-		{name: "sts no role", path: "sts/" + poison, status: 400, field: "name", value: poison},
 		{name: "creds session name injection", path: "creds/deploy", data: map[string]any{"role_session_name": "a&RoleArn=" + poison}, status: 400, field: "role_session_name", value: poison},
 		{name: "creds session name newline", path: "creds/deploy", data: map[string]any{"role_session_name": "a\n" + poison}, status: 400, field: "role_session_name", value: poison},
 		{name: "creds session name oversized", path: "creds/deploy", data: map[string]any{"role_session_name": strings.Repeat("a", 65)}, status: 400, field: "role_session_name"},

@@ -88,7 +88,7 @@ func newBackend() *backend {
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b)},
 			pathRoles(b),
-			[]*framework.Path{pathCreds(b, "creds"), pathCreds(b, "sts"), pathSign(b)},
+			[]*framework.Path{pathCreds(b), pathSign(b)},
 		),
 		Secrets:           []*framework.Secret{secretCreds(b)},
 		Invalidate:        b.invalidate,

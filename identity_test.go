@@ -151,7 +151,7 @@ func TestRoleNamesAreExact(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
 	e.mustWrite(t, "roles/deploy", map[string]any{"credential_type": "session_token", "allowed_services": "s3", "allowed_regions": "*", "allowed_hosts": "*"})
-	for _, path := range []string{"creds/DEPLOY", "sts/Deploy", "sign/DEPLOY", "roles/DEPLOY"} {
+	for _, path := range []string{"creds/DEPLOY", "creds/Deploy", "sign/DEPLOY", "roles/DEPLOY"} {
 		var op logical.Operation = logical.ReadOperation
 		data := map[string]any(nil)
 		if strings.HasPrefix(path, "sign/") {

@@ -32,7 +32,7 @@ func TestPathsDescribeThemselves(t *testing.T) {
 			}
 		}
 	}
-	for _, path := range []string{"config", "roles/x", "roles/", "creds/x", "sts/x", "sign/x"} {
+	for _, path := range []string{"config", "roles/x", "roles/", "creds/x", "sign/x"} {
 		resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Path: path, Storage: e.storage})
 		if err != nil || resp == nil || resp.Data["help"] == "" {
 			t.Errorf("path-help %s: %v %v", path, err, resp)

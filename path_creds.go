@@ -23,10 +23,13 @@ var (
 	mfaCodeRe     = regexp.MustCompile(`^\d{6}$`)
 )
 
-func pathCreds(b *backend, prefix string) *framework.Path {
-	suffix := map[string]string{"creds": "credentials", "sts": "sts-credentials"}[prefix]
+// pathCreds is the one path to a role's credentials: no alias (such as
+// Vault's AWS engine's sts/), so that a policy on creds/<role> says all
+// there is to say about who may mint them.
+func pathCreds(b *backend) *framework.Path {
+	const suffix = "credentials"
 	return &framework.Path{
-		Pattern: prefix + "/" + framework.GenericNameRegex("name"),
+		Pattern: "creds/" + framework.GenericNameRegex("name"),
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationSuffix: suffix,
@@ -248,7 +251,7 @@ func defaultSessionName(displayName, role string, federation bool) string {
 const pathCredsHelpSyn = `Mint STS credentials for a role, with a Vault lease.`
 
 const pathCredsHelpDesc = `
-Reading creds/<role> (or sts/<role>) calls the role's STS operation, signed
+Reading creds/<role> calls the role's STS operation, signed
 with the configured key, and returns access_key, secret_key, session_token (and
 security_token, the same value), arn, expiration and ttl. The lease lasts as
 long as the credentials and is not renewable; read again for new ones.

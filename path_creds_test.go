@@ -47,7 +47,7 @@ func TestCredsEveryType(t *testing.T) {
 		wantLife time.Duration
 	}{
 		{"creds/session", nil, "arn:aws:iam::123456789012:user/vault", 2 * time.Hour},
-		{"sts/session", map[string]any{"ttl": "30m"}, "arn:aws:iam::123456789012:user/vault", 30 * time.Minute},
+		{"creds/session", map[string]any{"ttl": "30m"}, "arn:aws:iam::123456789012:user/vault", 30 * time.Minute},
 		{"creds/session-mfa", map[string]any{"mfa_code": "123456"}, "arn:aws:iam::123456789012:user/vault", time.Hour},
 		{"creds/deploy", map[string]any{"role_session_name": "app-1", "ttl": "3h"}, "arn:aws:sts::123456789012:assumed-role/deploy/app-1", 3 * time.Hour},
 		{"creds/fed", map[string]any{"role_session_name": "app-2"}, "arn:aws:sts::123456789012:federated-user/app-2", time.Hour},
@@ -224,5 +224,25 @@ func TestCallerContextHonoured(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("creds/ ignored its caller's cancelled context")
+	}
+}
+
+// One path, one capability: there is no second path to a role's
+// credentials that a policy on creds/<role> would not cover.
+func TestNoCredentialsAlias(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	for _, path := range []string{"sts/session", "STS/session", "sts/x"} {
+		resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: path, Storage: e.storage})
+		if !errors.Is(err, logical.ErrUnsupportedPath) {
+			t.Errorf("%s: %v %v, want unsupported path", path, resp, err)
+		}
+	}
+	for _, p := range e.b.Paths {
+		if !strings.HasPrefix(p.Pattern, "^creds/") && p.Operations[logical.ReadOperation] != nil &&
+			strings.Contains(p.Pattern, "(?P<name>") && !strings.HasPrefix(p.Pattern, "^roles/") {
+			t.Errorf("another path reads a role by name: %s", p.Pattern)
+		}
 	}
 }

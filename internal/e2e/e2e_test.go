@@ -325,7 +325,7 @@ func (w *world) runStore(t *testing.T, store string) {
 	if got := w.peerIdentity(t, deploy); !strings.HasPrefix(got, "arn:aws:sts::123456789012:assumed-role/deploy/") || got != deploy.ARN {
 		t.Fatalf("assumed_role credentials are %s (arn %s)", got, deploy.ARN)
 	}
-	if got := w.peerIdentity(t, readCredsHTTP(t, w, "sts/fed")); !strings.HasPrefix(got, "arn:aws:sts::123456789012:federated-user/") {
+	if got := w.peerIdentity(t, readCredsHTTP(t, w, "creds/fed")); !strings.HasPrefix(got, "arn:aws:sts::123456789012:federated-user/") {
 		t.Fatalf("federation_token credentials are %s", got)
 	}
 
