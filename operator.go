@@ -16,6 +16,12 @@ const (
 	envPKCS11Modules = "AWS_HMAC_PKCS11_MODULES" // colon-separated library paths
 	envTPMAddresses  = "AWS_HMAC_TPM_ADDRESSES"  // comma-separated host:port of TPM simulators
 	envAllowInsecure = "AWS_HMAC_ALLOW_INSECURE" // 1: development-only settings are allowed, with warnings
+	// Where a stored credential may be sent: the Vault addresses a token
+	// goes to, the KEKs a keyset is sealed with, the STS and IAM hosts that
+	// receive requests signed with the key.
+	envTransitAddresses = "AWS_HMAC_TRANSIT_ADDRESSES" // comma-separated scheme://host:port
+	envKEKURIs          = "AWS_HMAC_KEK_URIS"          // comma-separated; a trailing * matches any rest
+	envSTSEndpoints     = "AWS_HMAC_STS_ENDPOINTS"     // comma-separated hosts, *.domain allowed
 	// envTestMinRotation lowers rotation_period's minimum, for tests only.
 	envTestMinRotation = "AWS_HMAC_TEST_MIN_ROTATION_PERIOD"
 )
@@ -37,6 +43,9 @@ var tpmDeviceRe = regexp.MustCompile(`^/dev/tpm(rm)?[0-9]{1,3}$`)
 type operatorEnv struct {
 	pkcs11Modules     []string
 	tpmAddresses      []string
+	vaultAddresses    []string // empty: loopback only
+	kekURIs           []string
+	stsHosts          []string
 	allowInsecure     bool
 	minRotationPeriod time.Duration
 }
@@ -47,6 +56,15 @@ func loadOperatorEnv(getenv func(string) string) operatorEnv {
 		env.pkcs11Modules = splitList(v, ":")
 	}
 	env.tpmAddresses = splitList(getenv(envTPMAddresses), ",")
+	env.vaultAddresses = splitList(getenv(envTransitAddresses), ",")
+	env.kekURIs = defaultKEKURIs
+	if v := getenv(envKEKURIs); v != "" {
+		env.kekURIs = splitList(v, ",")
+	}
+	env.stsHosts = defaultSTSHosts
+	if v := getenv(envSTSEndpoints); v != "" {
+		env.stsHosts = splitList(v, ",")
+	}
 	env.minRotationPeriod = defaultMinRotationPeriod
 	if d, err := time.ParseDuration(getenv(envTestMinRotation)); err == nil && d > 0 {
 		env.minRotationPeriod = d
@@ -80,6 +98,9 @@ func (o *operatorEnv) allowsTPM(device string) bool {
 // check refuses what only development may use, unless the environment
 // allows it; then it returns a warning for each such use.
 func (o *operatorEnv) check(cfg *pluginConfig) ([]string, error) {
+	if err := o.checkEndpoints(&cfg.commonConfig); err != nil {
+		return nil, err
+	}
 	uses := plainHTTPUses(cfg.endpoints())
 	uses = append(uses, cfg.store.insecureUses()...)
 	if len(uses) == 0 {

@@ -158,6 +158,11 @@ func parseConfigWrite(existing *pluginConfig, d *framework.FieldData, env *opera
 		return nil, err
 	}
 	cfg.store.applyDefaults(cfg.AccessKey)
+	if existing != nil && existing.KeyStore == cfg.KeyStore {
+		if err := checkBindings(existing.store, cfg.store, d); err != nil {
+			return nil, err
+		}
+	}
 	if err := cfg.store.validate(env); err != nil {
 		return nil, err
 	}

@@ -80,15 +80,18 @@ func TestConfigReadUpdateDelete(t *testing.T) {
 			t.Errorf("read returned write-only field %s", f)
 		}
 	}
-	if resp.Data["access_key"] != keytest.AccessKeyID || resp.Data["region"] != "eu-west-3" || resp.Data["tink_keyset"] == "" {
+	if resp.Data["access_key"] != keytest.AccessKeyID || resp.Data["region"] != "eu-west-3" || resp.Data["tink_keyset_fingerprint"] == "" || resp.Data["tink_key_id"] == int64(0) {
 		t.Fatalf("read: %v", resp.Data)
 	}
-	keyset := resp.Data["tink_keyset"].(string)
+	if _, ok := resp.Data["tink_keyset"]; ok {
+		t.Fatal("a read returned the encrypted keyset, which the KEK token would decrypt")
+	}
+	keyset := resp.Data["tink_keyset_fingerprint"].(string)
 
 	// A partial update keeps everything else, including the imported key.
 	e.mustWrite(t, "config", map[string]any{"region": "us-west-2"})
 	resp, _ = e.request(t, logical.ReadOperation, "config", nil)
-	if resp.Data["region"] != "us-west-2" || resp.Data["tink_keyset"] != keyset || resp.Data["tink_kek_uri"] == "" {
+	if resp.Data["region"] != "us-west-2" || resp.Data["tink_keyset_fingerprint"] != keyset || resp.Data["tink_kek_uri"] == "" {
 		t.Fatalf("partial update changed other fields: %v", resp.Data)
 	}
 

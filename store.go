@@ -43,6 +43,10 @@ type storeParams interface {
 	open(ctx context.Context, accessKey string) (storeKey, error)
 	// importSecret imports secret as a new key and records its reference.
 	importSecret(ctx context.Context, accessKey, secret string) (storeKey, error)
+	// bindings names each write-only credential the store keeps and the
+	// fields that decide where it is sent or what it unlocks: a write that
+	// changes one of them must give the credential again.
+	bindings() map[string][]string
 	// vaultTokens are the Vault tokens the store holds, to keep alive.
 	vaultTokens() []vaultToken
 	// forRotation is a copy that imports a new object for newAccessKey,

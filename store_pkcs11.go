@@ -127,3 +127,7 @@ func (p *pkcs11Params) destroy(ctx context.Context, accessKey string) error {
 	}
 	return k.Destroy()
 }
+
+func (p *pkcs11Params) bindings() map[string][]string {
+	return map[string][]string{"pkcs11_pin": {"pkcs11_module", "pkcs11_token_label", "pkcs11_token_serial"}}
+}

@@ -2,6 +2,9 @@ package awshmac
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -16,7 +19,7 @@ func init() {
 		name: "tink",
 		fields: map[string]*framework.FieldSchema{
 			"tink_kek_uri":       {Type: framework.TypeString, Description: "URI of the key-encryption key: hcvault://HOST:PORT/MOUNT/keys/NAME, gcp-kms://..., aws-kms://..., or insecure-local-kek://PATH for development."},
-			"tink_keyset":        {Type: framework.TypeString, Description: "An existing encrypted keyset (Tink JSON) to use instead of importing."},
+			"tink_keyset":        {Type: framework.TypeString, Description: "An existing encrypted keyset (Tink JSON) to use instead of importing. Never returned: a read shows its tink_keyset_fingerprint and tink_key_id."},
 			"tink_vault_address": {Type: framework.TypeString, Description: "Vault address for an hcvault:// KEK."},
 			"tink_vault_token":   {Type: framework.TypeString, Description: "Token allowed to encrypt and decrypt with the hcvault:// KEK; renewed by the plugin. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 		},
@@ -43,14 +46,22 @@ func (p *tinkParams) parse(d *framework.FieldData) error {
 
 func (p *tinkParams) applyDefaults(string) {}
 
-func (p *tinkParams) validate(*operatorEnv) error {
+func (p *tinkParams) validate(env *operatorEnv) error {
 	switch {
 	case p.KEKURI == "":
 		return badInput("tink_kek_uri is required for the tink key store")
 	case p.hcvault() && (p.VaultAddress == "" || p.VaultToken == ""):
 		return badInput("tink_vault_address and tink_vault_token are required for an hcvault:// KEK")
+	case !env.allowsKEK(p.KEKURI):
+		return badInput("tink_kek_uri is not a KEK the plugin's registration allows (%s)", envKEKURIs)
 	}
-	return validateURLs(p.endpoints())
+	if err := validateURLs(p.endpoints()); err != nil {
+		return err
+	}
+	if p.VaultAddress != "" && !env.allowsVaultAddress(p.VaultAddress) {
+		return badInput("tink_vault_address is not an address the plugin's registration allows (%s; default: loopback only)", envTransitAddresses)
+	}
+	return nil
 }
 
 func (p *tinkParams) endpoints() map[string]string {
@@ -64,14 +75,43 @@ func (p *tinkParams) insecureUses() []string {
 	return nil
 }
 
+func (p *tinkParams) bindings() map[string][]string {
+	return map[string][]string{"tink_vault_token": {"tink_vault_address", "tink_kek_uri"}}
+}
+
 func (p *tinkParams) hcvault() bool { return strings.HasPrefix(p.KEKURI, "hcvault://") }
 
+// data never returns the encrypted keyset: with the KEK token the plugin
+// holds (or a KMS key whoever reads config may use) it would decrypt the
+// secret. Its fingerprint and primary key ID tell one keyset from another;
+// a copy for backup is in Vault's own storage, behind its barrier.
 func (p *tinkParams) data() map[string]any {
 	return map[string]any{
-		"tink_kek_uri":       p.KEKURI,
-		"tink_keyset":        p.Keyset,
-		"tink_vault_address": p.VaultAddress,
+		"tink_kek_uri":            p.KEKURI,
+		"tink_keyset_fingerprint": keysetFingerprint(p.Keyset),
+		"tink_key_id":             keysetPrimaryID(p.Keyset),
+		"tink_vault_address":      p.VaultAddress,
 	}
+}
+
+// keysetFingerprint is the SHA-256 of the encrypted keyset, hex.
+func keysetFingerprint(keyset string) string {
+	if keyset == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(keyset))
+	return hex.EncodeToString(sum[:])
+}
+
+// keysetPrimaryID is the keyset's primary key ID, from its public info.
+func keysetPrimaryID(keyset string) int64 {
+	var k struct {
+		KeysetInfo struct {
+			PrimaryKeyID int64 `json:"primaryKeyId"`
+		} `json:"keysetInfo"`
+	}
+	_ = json.Unmarshal([]byte(keyset), &k)
+	return k.KeysetInfo.PrimaryKeyID
 }
 
 func (p *tinkParams) vaultClient() (*api.Client, error) {

@@ -166,3 +166,7 @@ func (p *tpmParams) forRotation(string) (storeParams, error) {
 // destroy has nothing to do: the blobs are wrapped by the TPM's parent
 // key and dropped with the old config; the TPM keeps no state for them.
 func (p *tpmParams) destroy(context.Context, string) error { return nil }
+
+func (p *tpmParams) bindings() map[string][]string {
+	return map[string][]string{"tpm_password": {"tpm_device", "tpm_parent_handle", "tpm_persistent_handle", "tpm_public", "tpm_private"}}
+}

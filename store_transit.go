@@ -58,7 +58,7 @@ func (p *transitParams) applyDefaults(accessKey string) {
 	}
 }
 
-func (p *transitParams) validate(*operatorEnv) error {
+func (p *transitParams) validate(env *operatorEnv) error {
 	switch {
 	case p.Address == "":
 		return badInput("transit_address is required for the transit key store")
@@ -67,7 +67,13 @@ func (p *transitParams) validate(*operatorEnv) error {
 	case p.KeyVersion < 0:
 		return badInput("transit_key_version must not be negative")
 	}
-	return validateURLs(p.endpoints())
+	if err := validateURLs(p.endpoints()); err != nil {
+		return err
+	}
+	if !env.allowsVaultAddress(p.Address) {
+		return badInput("transit_address is not an address the plugin's registration allows (%s; default: loopback only)", envTransitAddresses)
+	}
+	return nil
 }
 
 func (p *transitParams) endpoints() map[string]string {
@@ -75,6 +81,10 @@ func (p *transitParams) endpoints() map[string]string {
 }
 
 func (p *transitParams) insecureUses() []string { return nil }
+
+func (p *transitParams) bindings() map[string][]string {
+	return map[string][]string{"transit_token": {"transit_address", "transit_mount", "transit_namespace", "transit_ca_cert", "transit_key_name"}}
+}
 
 func (p *transitParams) data() map[string]any {
 	return map[string]any{

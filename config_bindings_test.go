@@ -1,0 +1,140 @@
+package awshmac
+
+import (
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
+)
+
+// recorder is a listener that counts who connects: proof that a refused
+// write sent nothing anywhere.
+type recorder struct {
+	ln    net.Listener
+	conns atomic.Int64
+}
+
+func newRecorder(t *testing.T) *recorder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.conns.Add(1)
+			c.Close()
+		}
+	}()
+	return r
+}
+
+func (r *recorder) addr() string { return r.ln.Addr().String() }
+
+// bindingCase: a store configured with its credential, a write that moves
+// only where the credential goes, and one that moves it with the credential.
+type bindingCase struct {
+	store, credential string
+	setup             func(t *testing.T, e *testEnv, rec *recorder) (cfg, redirect, accepted map[string]any)
+}
+
+func bindingCases() []bindingCase {
+	return []bindingCase{
+		{"transit", "transit_token", func(t *testing.T, e *testEnv, rec *recorder) (map[string]any, map[string]any, map[string]any) {
+			cfg := e.storeConfig(t, "transit")
+			same := strings.Replace(cfg["transit_address"].(string), "127.0.0.1", "localhost", 1)
+			return cfg, map[string]any{"transit_address": "http://" + rec.addr()},
+				map[string]any{"transit_address": same, "transit_token": cfg["transit_token"]}
+		}},
+		{"tink", "tink_vault_token", func(t *testing.T, e *testEnv, rec *recorder) (map[string]any, map[string]any, map[string]any) {
+			v := vaultWithKEK(t)
+			host := strings.TrimPrefix(v.Addr, "http://")
+			cfg := with(e.baseConfig(), "tink_kek_uri", "hcvault://"+host+"/transit/keys/kek", "tink_vault_address", v.Addr, "tink_vault_token", v.Token)
+			return cfg, map[string]any{"tink_vault_address": "http://" + rec.addr()},
+				map[string]any{"tink_vault_address": "http://localhost:" + strings.Split(host, ":")[1], "tink_vault_token": v.Token}
+		}},
+		{"pkcs11", "pkcs11_pin", func(t *testing.T, e *testEnv, _ *recorder) (map[string]any, map[string]any, map[string]any) {
+			cfg := e.storeConfig(t, "pkcs11")
+			redirect := map[string]any{"pkcs11_token_label": "another-token"}
+			return cfg, redirect, map[string]any{"pkcs11_token_label": cfg["pkcs11_token_label"], "pkcs11_pin": cfg["pkcs11_pin"], "pkcs11_max_sessions": 4}
+		}},
+		{"tpm", "tpm_password", func(t *testing.T, e *testEnv, rec *recorder) (map[string]any, map[string]any, map[string]any) {
+			cfg := with(e.storeConfig(t, "tpm"), "tpm_password", "key-auth-value")
+			device := cfg["tpm_device"].(string)
+			same := strings.Replace(device, "127.0.0.1", "localhost", 1)
+			e.b.env.tpmAddresses = append(e.b.env.tpmAddresses, rec.addr(), strings.TrimPrefix(same, "tcp://"))
+			return cfg, map[string]any{"tpm_device": "tcp://" + rec.addr()}, map[string]any{"tpm_device": same, "tpm_password": "key-auth-value"}
+		}},
+	}
+}
+
+func vaultWithKEK(t *testing.T) *testenv.Vault {
+	t.Helper()
+	v := testenv.StartVault(t, testenv.VaultOptions{})
+	if err := v.Client.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Client.Logical().Write("transit/keys/kek", map[string]any{"type": "aes256-gcm96"}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// A write that changes where a stored credential goes, without giving it
+// again, is refused naming the credential, changes nothing and sends
+// nothing; given again, the same kind of write works.
+func TestCredentialsBoundToWhereTheyGo(t *testing.T) {
+	for _, tc := range bindingCases() {
+		t.Run(tc.store, func(t *testing.T) {
+			e := newTestEnv(t)
+			rec := newRecorder(t)
+			cfg, redirect, accepted := tc.setup(t, e, rec)
+			e.mustWrite(t, "config", cfg)
+			before := readConfig(t, e)
+			resp, err := e.request(t, logical.UpdateOperation, "config", redirect)
+			if status(resp, err) != http.StatusBadRequest || !strings.HasPrefix(errText(resp, err), tc.credential+" must be given again") {
+				t.Fatalf("redirect without %s: %d %q", tc.credential, status(resp, err), errText(resp, err))
+			}
+			if n := rec.conns.Load(); n != 0 {
+				t.Fatalf("the refused write reached the new address %d times", n)
+			}
+			if after := readConfig(t, e); !reflect.DeepEqual(before, after) {
+				t.Fatalf("a refused write changed the config:\n%v\n%v", before, after)
+			}
+			e.mustWrite(t, "config", accepted)
+			if rec.conns.Load() != 0 {
+				t.Fatal("the accepted write went to the recorder")
+			}
+		})
+	}
+}
+
+func readConfig(t *testing.T, e *testEnv) map[string]any {
+	t.Helper()
+	resp, err := e.request(t, logical.ReadOperation, "config", nil)
+	if err != nil || resp == nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	return resp.Data
+}
+
+// Unrelated fields stay writable alone: the binding names only what
+// decides where a credential goes.
+func TestUnboundFieldsNeedNoCredential(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustWrite(t, "config", e.storeConfig(t, "transit"))
+	e.mustWrite(t, "config", map[string]any{"region": "us-west-2", "max_retries": 2, "transit_key_version": 1})
+}
