@@ -30,6 +30,17 @@ var authorityOps = []string{
 	"ec2:GetPasswordData", "ec2:CreateKeyPair", "iotsecuredtunneling:OpenTunnel", "iotsecuredtunneling:RotateTunnelAccessToken",
 	"secretsmanager:PutResourcePolicy", "kms:CreateGrant", "kms:PutKeyPolicy", "lambda:AddPermission", "lambda:CreateFunctionUrlConfig",
 	"sqs:AddPermission", "sqs:SetQueueAttributes", "sns:AddPermission", "sns:SetTopicAttributes", "organizations:*",
+	// Resource policies and sharing: who else may use a resource.
+	"ecr:SetRepositoryPolicy", "ecr:PutRegistryPolicy", "ecr-public:SetRepositoryPolicy", "ecr-public:PutRegistryCatalogData",
+	"codeartifact:PutRepositoryPermissionsPolicy", "codeartifact:PutDomainPermissionsPolicy", "dynamodb:PutResourcePolicy",
+	"logs:PutResourcePolicy", "events:PutPermission", "glue:PutResourcePolicy", "kinesis:PutResourcePolicy",
+	"elasticfilesystem:PutFileSystemPolicy", "backup:PutBackupVaultAccessPolicy", "glacier:SetVaultAccessPolicy",
+	"ses:PutIdentityPolicy", "lambda:AddLayerVersionPermission", "lambda:UpdateFunctionUrlConfig", "ram:CreateResourceShare",
+	"ram:AssociateResourceShare", "ec2:ModifySnapshotAttribute", "ec2:ModifyImageAttribute", "rds:ModifyDBSnapshotAttribute",
+	"rds:ModifyDBClusterSnapshotAttribute", "eks:CreateAccessEntry", "eks:AssociateAccessPolicy", "identitystore:CreateGroupMembership",
+	// Shells and secrets.
+	"ecs:ExecuteCommand", "ssm:StartAutomationExecution", "ssm:CreateAssociation", "apigateway:GetApiKey",
+	"secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue",
 	// IAM-auth tokens: a presigned request that is a database or cluster login.
 	"rds-db:connect", "dsql:DbConnect", "dsql:DbConnectAdmin", "elasticache:connect", "memorydb:connect",
 	"kafka-cluster:Connect", "neptune-db:connect",

@@ -17,6 +17,7 @@ func pathCases() []tcase {
 		{"encoded slash dot-dot", "api", api("/api/v1%2F..%2F..%2Fadmin"), den, "encoded"},
 		{"encoded backslash", "api", api("/api/v1/a%5C..%5Cadmin"), den, "encoded"},
 		{"encoded single dot", "api", api("/api/v1/%2E/x"), den, "encoded"},
+		{"a semicolon before dot-dot", "api", api("/api/v1/..;/admin"), den, "encoded"},
 		{"empty and dot segments", "api", api("/x//../api/v1/users"), den, "mixes empty and dot"},
 		{"double slash merged", "api", api("/api//v1/users"), ok, "Invoke"},
 		{"double slash out", "api", api("//admin"), den, "path"},

@@ -128,6 +128,13 @@ func s3HostCases() []tcase {
 		{"double slash is literal", "r2026", get(pathHost + "/reports-bucket//2026/x"), den, "path"},
 		{"dot-dot is literal in S3", "r2026", get(pathHost + "/reports-bucket/2026/../../payroll/x"), ok, "GetObject"},
 		{"bucket listing outside the prefix", "r2026", get(pathHost + "/reports-bucket/"), den, "path"},
+		{"S3 Control FIPS write as PutObject", "s3put", s3r("PUT", "https://123456789012.s3-control-fips.us-east-1.amazonaws.com/v20180820/configuration/publicAccessBlock", "x-amz-account-id", "123456789012"), den, "s3:PutPublicAccessBlock"},
+		{"S3 Control dualstack write", "s3put", s3r("PUT", "https://123456789012.s3-control.dualstack.us-east-1.amazonaws.com/v20180820/accesspoint/ap", "x-amz-account-id", "123456789012"), den, "CreateAccessPoint"},
+		{"a bucket named like an S3 label", "r2026", get("https://s3-logs.s3.us-east-1.amazonaws.com/reports-bucket/2026/q3.csv"), den, "path"},
+		{"a bucket ending in an S3-like label", "r2026", get("https://reports-bucket.s3-archive.s3.us-east-1.amazonaws.com/2026/q3.csv"), den, "path"},
+		{"a bucket named like S3 Control", "s3put", s3r("PUT", "https://x.s3-control.s3.us-east-1.amazonaws.com/k", "x-amz-acl", "public-read"), den, "s3:PutObjectAcl"},
+		{"an AWS host of an unknown shape", "r2026", get("https://reports-bucket.s3.x.amazonaws.com/2026/q3.csv"), den, "shape"},
+		{"an empty bucket segment", "s3all", get(pathHost + "//secret-bucket/k"), den, "empty bucket"},
 		{"S3 Control read", "s3all", s3r("GET", "https://123456789012.s3-control.us-east-1.amazonaws.com/v20180820/configuration/publicAccessBlock", "x-amz-account-id", "123456789012"), ok, "GetPublicAccessBlock"},
 		{"S3 Control write", "s3all", s3r("PUT", "https://123456789012.s3-control.us-east-1.amazonaws.com/v20180820/configuration/publicAccessBlock", "x-amz-account-id", "123456789012"), den, "s3:PutPublicAccessBlock"},
 	}

@@ -31,6 +31,10 @@ func (p *Policy) checkOther(r *Request) (Decision, error) {
 	if err != nil {
 		return d, err
 	}
+	sig.root = len(segs) == 1 && segs[0] == ""
+	if r.Presign && len(sig.targets) > 0 {
+		return d, denied("presign: a presigned URL would carry X-Amz-Target in its query, where the service does not read it; sign the request with headers")
+	}
 	models := pickModels(r.Service, r.URL.Hostname())
 	d.modelled = len(models) > 0
 	if err := place(&d, r, models, sig, awsmodel.RouteRequest{Method: r.Method, Segments: segs, Query: query, HasHeader: hasHeader(r)}); err != nil {
@@ -68,7 +72,9 @@ func pickModels(service, hostname string) []*awsmodel.Service {
 	best, out := 0, []*awsmodel.Service(nil)
 	for _, s := range all {
 		n := len(s.EndpointPrefix)
-		if !strings.Contains(host, "."+s.EndpointPrefix+".") || n < best {
+		// The prefix as whole labels, or with a suffix such as -fips.
+		named := strings.Contains(host, "."+s.EndpointPrefix+".") || strings.Contains(host, "."+s.EndpointPrefix+"-fips.")
+		if !named || n < best {
 			continue
 		}
 		if n > best {
@@ -93,8 +99,14 @@ type signals struct {
 	targets   []string // X-Amz-Target
 	formErr   bool     // a body that is not a valid form
 	hidden    bool     // a body only its hash stands for
+	body      bool     // a body in sight
 	jsonType  bool     // Content-Type is application/x-amz-json-*
 	otherCase bool     // an Action parameter spelt in another case
+	formType  bool     // Content-Type is application/x-www-form-urlencoded
+	// otherProtocol: X-Amzn-Target or Smithy-Protocol, which newer
+	// protocols (RPC v2 CBOR) read instead of the ones the scope reads.
+	otherProtocol bool
+	root          bool // the path is "/"
 }
 
 // readSignals reads every place an operation could be named. A body is
@@ -103,7 +115,9 @@ func readSignals(r *Request, query url.Values) (signals, error) {
 	var s signals
 	collect := func(values url.Values) {
 		for k, vs := range values {
-			if strings.EqualFold(k, "action") {
+			// A key that reads as Action once trimmed (spaces, a byte-order
+			// mark) might be taken as one.
+			if strings.EqualFold(strings.TrimSpace(strings.TrimPrefix(k, "\ufeff")), "action") {
 				s.otherCase = s.otherCase || k != "Action"
 				s.actions = append(s.actions, vs...)
 			}
@@ -120,8 +134,11 @@ func readSignals(r *Request, query url.Values) (signals, error) {
 		collect(form)
 	}
 	s.hidden = r.Body == nil && hasPayload(r.PayloadHash)
+	s.body = len(r.Body) > 0
 	s.targets = r.Header.Values("X-Amz-Target")
 	s.jsonType = strings.HasPrefix(ct, "application/x-amz-json-")
+	s.formType = strings.HasPrefix(ct, "application/x-www-form-urlencoded")
+	s.otherProtocol = r.Header.Get("X-Amzn-Target") != "" || r.Header.Get("Smithy-Protocol") != ""
 	return s, nil
 }
 

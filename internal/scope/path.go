@@ -17,9 +17,9 @@ func servicePath(u *url.URL, limited bool) (string, []string, error) {
 	}
 	if limited {
 		lower := strings.ToLower(raw)
-		for _, enc := range []string{"%2f", "%5c", "%2e", `\`} {
+		for _, enc := range []string{"%2f", "%5c", "%2e", `\`, ";", "%3b"} {
 			if strings.Contains(lower, enc) {
-				return "", nil, denied(`url: the path has an encoded /, \ or ., which services decode in different ways, and the role limits paths (allowed_paths)`)
+				return "", nil, denied(`url: the path has an encoded /, \ or ., or a ;, which services and their backends read in different ways, and the role limits paths (allowed_paths)`)
 			}
 		}
 	}

@@ -68,6 +68,8 @@ func (sig signals) refuse(models []*awsmodel.Service) error {
 		return denied("action: the request names an empty API action")
 	case len(sig.targets) == 1 && !speaks(models, awsmodel.JSON):
 		return denied("action: X-Amz-Target names an operation, but this service reads its operation elsewhere (the Action parameter or the HTTP route)")
+	case sig.otherProtocol:
+		return denied("headers: X-Amzn-Target and Smithy-Protocol select protocols the scope does not read")
 	}
 	return nil
 }
@@ -86,6 +88,9 @@ func (sig signals) readOps(service string, models []*awsmodel.Service, found map
 		if len(found) == 0 {
 			return "action: X-Amz-Target names no operation of this service"
 		}
+		if !sig.root {
+			return "url: a JSON-protocol request goes to /; another path could select another protocol's operation"
+		}
 		if query && !sig.jsonType {
 			return "headers: this service reads the Query protocol too; Content-Type must be application/x-amz-json-1.0 so that it reads X-Amz-Target"
 		}
@@ -95,10 +100,15 @@ func (sig signals) readOps(service string, models []*awsmodel.Service, found map
 		readQueryAction(service, sig.actions[0], models, found)
 	}
 	switch {
+	case !query:
+	case !sig.root && service != "sqs":
+		return "url: a Query-protocol request goes to /; another path could select another protocol's operation"
 	case query && sig.hidden:
 		return "action: the request's API action cannot be determined: the body is hidden behind payload_hash; give the body itself, so that its Action is seen"
 	case query && sig.formErr:
 		return "body: the body is not a valid form, so the Action it may carry cannot be read"
+	case (sig.body || speaks(models, awsmodel.JSON)) && !sig.formType:
+		return "headers: a Query-protocol request must be signed with Content-Type application/x-www-form-urlencoded, or the service could read it as another protocol"
 	case len(sig.actions) == 1 && len(found) == 0 && query:
 		return "action: the Action names no operation of this service"
 	}

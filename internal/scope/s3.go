@@ -3,6 +3,7 @@ package scope
 import (
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/awsmodel"
@@ -109,11 +110,13 @@ func subresource(op *awsmodel.Operation) string {
 	return k
 }
 
-// locateS3 reads bucket and key as S3 does. The host is lower-cased once;
-// an AWS host names the bucket before its s3 label (dots and all); a host
-// S3 does not serve would be read by S3 as a bucket name (a CNAME), so it
-// is taken as a path-style endpoint only when it is a loopback or IP
-// address or the role names it exactly in allowed_hosts.
+// locateS3 reads bucket and key as S3 does. The host is lower-cased once
+// and read from the right, as S3 reads it: [bucket.]SERVICE[.dualstack]
+// [.REGION].amazonaws.com[.cn], where SERVICE is one of S3's endpoint
+// labels; an AWS host of any other shape is refused. A host S3 does not
+// serve would be read by S3 as a bucket name (a CNAME), so it is taken as
+// a path-style endpoint only when it is a loopback or IP address or the
+// role names it exactly in allowed_hosts.
 func (p *Policy) locateS3(u *url.URL) (s3Location, error) {
 	var loc s3Location
 	host := strings.ToLower(u.Hostname())
@@ -123,37 +126,75 @@ func (p *Policy) locateS3(u *url.URL) (s3Location, error) {
 	}
 	path = strings.TrimPrefix(path, "/")
 	labels := strings.Split(host, ".")
-	i := s3Label(labels)
-	loc.express = i >= 0 && strings.HasPrefix(labels[i], "s3express-")
-	loc.objectLambda = i >= 0 && labels[i] == "s3-object-lambda"
-	switch {
-	case i >= 0 && strings.HasSuffix(labels[i], "-control") && labels[i] != "s3express-control":
-		loc.control = true
-		return loc, nil
-	case i > 0:
-		loc.vhost, loc.bucket, loc.key = true, strings.Join(labels[:i], "."), path
-		loc.hostSuffix = strings.Join(labels[i:], ".")
-		return loc, nil
-	case i == 0, net.ParseIP(host) != nil, host == "localhost", namedExactly(p.Hosts, strings.ToLower(u.Host)), namedExactly(p.Hosts, host):
-		loc.bucket, loc.key, _ = strings.Cut(path, "/")
-		return loc, nil
+	if rest, ok := awsDomain(labels); ok {
+		loc, err := readAWSHost(rest, path)
+		if loc.vhost {
+			loc.hostSuffix = strings.Join(labels[strings.Count(loc.bucket, ".")+1:], ".")
+		}
+		return loc, err
+	}
+	if net.ParseIP(host) != nil || host == "localhost" || namedExactly(p.Hosts, strings.ToLower(u.Host)) || namedExactly(p.Hosts, host) {
+		return pathStyle(path)
 	}
 	return loc, denied("url: the host is not an S3 endpoint, and S3 would read it as a bucket name; name it exactly in allowed_hosts to sign path-style requests to it")
 }
 
-// s3Label is the index of the host's S3 service label (s3, s3-REGION,
-// s3-accesspoint, s3express-ZONE, ...) on an AWS domain, or -1.
-func s3Label(labels []string) int {
+// awsDomain strips amazonaws.com or amazonaws.com.cn.
+func awsDomain(labels []string) ([]string, bool) {
 	n := len(labels)
-	aws := n >= 2 && labels[n-2] == "amazonaws" && labels[n-1] == "com" ||
-		n >= 3 && labels[n-3] == "amazonaws" && labels[n-2] == "com" && labels[n-1] == "cn"
-	if !aws {
-		return -1
+	switch {
+	case n >= 3 && labels[n-3] == "amazonaws" && labels[n-2] == "com" && labels[n-1] == "cn":
+		return labels[:n-3], true
+	case n >= 2 && labels[n-2] == "amazonaws" && labels[n-1] == "com":
+		return labels[:n-2], true
 	}
-	for i, l := range labels {
-		if l == "s3" || strings.HasPrefix(l, "s3-") || strings.HasPrefix(l, "s3express-") {
-			return i
-		}
-	}
-	return -1
+	return nil, false
 }
+
+// readAWSHost reads the labels before amazonaws.com from the right: an
+// optional region, an optional dualstack, then S3's endpoint label; what
+// is left is the bucket.
+func readAWSHost(rest []string, path string) (s3Location, error) {
+	var loc s3Location
+	if n := len(rest); n > 0 && regionLabelRe.MatchString(rest[n-1]) {
+		rest = rest[:n-1]
+	}
+	if n := len(rest); n > 0 && rest[n-1] == "dualstack" {
+		rest = rest[:n-1]
+	}
+	n := len(rest)
+	if n == 0 || !s3EndpointLabelRe.MatchString(rest[n-1]) {
+		return loc, denied("url: the host is not an S3 endpoint of a shape the scope can read ([bucket.]s3[.dualstack][.region].amazonaws.com)")
+	}
+	label := rest[n-1]
+	switch {
+	case strings.HasPrefix(label, "s3-control"):
+		loc.control = true
+	case n == 1:
+		var err error
+		if loc, err = pathStyle(path); err != nil {
+			return loc, err
+		}
+	default:
+		loc.vhost, loc.bucket, loc.key = true, strings.Join(rest[:n-1], "."), path
+	}
+	loc.express, loc.objectLambda = strings.HasPrefix(label, "s3express-"), strings.HasPrefix(label, "s3-object-lambda")
+	return loc, nil
+}
+
+func pathStyle(path string) (s3Location, error) {
+	var loc s3Location
+	loc.bucket, loc.key, _ = strings.Cut(path, "/")
+	if loc.bucket == "" && loc.key != "" {
+		return loc, denied("url: the path starts with an empty bucket segment (//), which the scope cannot place")
+	}
+	return loc, nil
+}
+
+var (
+	// S3's endpoint labels: s3, s3-fips, s3-external-1, s3-REGION,
+	// s3-accesspoint[-fips], s3-object-lambda[-fips], s3-control[-fips],
+	// s3-outposts, s3express-ZONE, s3express-control.
+	s3EndpointLabelRe = regexp.MustCompile(`^(s3|s3-fips|s3-external-1|s3-[a-z]{2}(-[a-z]+)+-\d+|s3-accesspoint(-fips)?|s3-object-lambda(-fips)?|s3-control(-fips)?|s3-outposts|s3express-[a-z0-9-]+)$`)
+	regionLabelRe     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+)

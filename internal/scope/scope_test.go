@@ -165,6 +165,7 @@ func TestCheck(t *testing.T) {
 
 func init() {
 	policies["copyvh"] = &Policy{Services: []string{"s3"}, Hosts: []string{"bucket-a.s3.us-east-1.amazonaws.com"}, Paths: []string{"/*"}}
+	policies["cwlist"] = &Policy{Services: []string{"monitoring"}, Actions: []string{"monitoring:ListMetrics"}}
 	policies["euw1"] = &Policy{Services: []string{"sts"}, Regions: []string{"eu-west-1"}, Actions: []string{"sts:GetCallerIdentity"}}
 	policies["stshost"] = &Policy{Services: []string{"sts"}, Hosts: []string{"sts.amazonaws.com"}, Actions: []string{"sts:GetCallerIdentity"}}
 	policies["subdomains"] = &Policy{Services: []string{"sts"}, Hosts: []string{"*.amazonaws.com"}, Actions: []string{"sts:GetCallerIdentity"}}
