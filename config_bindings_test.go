@@ -1,6 +1,7 @@
 package awshmac
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"reflect"
@@ -11,6 +12,8 @@ import (
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tink"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
 )
 
@@ -137,4 +140,34 @@ func TestUnboundFieldsNeedNoCredential(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustWrite(t, "config", e.storeConfig(t, "transit"))
 	e.mustWrite(t, "config", map[string]any{"region": "us-west-2", "max_retries": 2, "transit_key_version": 1})
+}
+
+// Nothing a config read returns opens the key with a credential the
+// plugin holds: every value is tried as the keyset under the KEK itself,
+// and the stored keyset (the control) does open.
+func TestReadRecoversNothingWithTheKEK(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	kek := tink.Config{KEKURI: tink.LocalKEKScheme + e.kekPath, AssociatedData: []byte("vault-plugin-aws-hmac:" + keytest.AccessKeyID)}
+	for name, v := range readConfig(t, e) {
+		s, ok := v.(string)
+		if !ok || s == "" {
+			continue
+		}
+		kek.Keyset = []byte(s)
+		if k, err := tink.Open(context.Background(), kek, keytest.AccessKeyID); err == nil {
+			k.Close()
+			t.Errorf("config read field %s opens the key with the KEK", name)
+		}
+	}
+	stored, err := e.b.config(context.Background(), e.storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek.Keyset = []byte(stored.store.(*tinkParams).Keyset)
+	k, err := tink.Open(context.Background(), kek, keytest.AccessKeyID)
+	if err != nil {
+		t.Fatalf("the control: the stored keyset does not open: %v", err)
+	}
+	k.Close()
 }
