@@ -266,3 +266,21 @@ func (k *Key) activate(template tpm2.TPMTPublic, idObject, encSecret []byte) ([]
 	}
 	return rsp.CertInfo.Buffer, nil
 }
+
+// PublicArea is the key's TPM2B_PUBLIC: the stored blob, without reaching
+// the TPM, or, for a key kept at a persistent handle, read from the TPM.
+func (k *Key) PublicArea(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(k.cfg.Public) > 0 {
+		return append([]byte(nil), k.cfg.Public...), nil
+	}
+	var public []byte
+	err := k.connected(func() error {
+		var err error
+		public, err = k.publicBlob(tpm2.NamedHandle{Handle: tpm2.TPMHandle(k.cfg.PersistentHandle)})
+		return err
+	})
+	return public, err
+}

@@ -220,6 +220,9 @@ func TestCertifyPCRSealedAndPersistent(t *testing.T) {
 		n := nonce(t)
 		ev := certify(t, k, n)
 		got := verify(t, ev, n, pinned)
+		if public, err := k.PublicArea(context.Background()); err != nil || !bytes.Equal(public, ev.Public) {
+			t.Fatalf("%s: PublicArea %x, %v", name, public, err)
+		}
 		if !got.FixedTPM || !got.FixedParent {
 			t.Fatalf("%s: %+v", name, got.Properties)
 		}
