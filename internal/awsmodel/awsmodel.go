@@ -43,7 +43,15 @@ type Service struct {
 
 	ops      map[string]*Operation
 	opsFold  map[string]*Operation
-	byMethod map[string][]*Operation
+	byMethod map[string]*routes
+}
+
+// routes are one method's operations: those whose route names no query
+// key, and the others by the first key they name (?uploads, ?policy), so
+// that a request looks only at the routes its own query keys can select.
+type routes struct {
+	plain map[string][]*Operation // by their first path segment, "" when a label
+	byKey map[string][]*Operation
 }
 
 // Speaks reports whether the service reads requests in protocol p.
@@ -89,7 +97,7 @@ func load() {
 		switch f[0] {
 		case "S":
 			cur = &Service{Model: f[1], SigningName: f[2], EndpointPrefix: f[3], TargetPrefix: undash(f[5]),
-				ops: map[string]*Operation{}, opsFold: map[string]*Operation{}, byMethod: map[string][]*Operation{}}
+				ops: map[string]*Operation{}, opsFold: map[string]*Operation{}, byMethod: map[string]*routes{}}
 			for _, p := range strings.Split(f[4], ",") {
 				cur.Protocols = append(cur.Protocols, Protocol(p))
 			}
@@ -107,8 +115,22 @@ func load() {
 func (s *Service) add(op *Operation) {
 	s.ops[op.Name] = op
 	s.opsFold[strings.ToLower(op.Name)] = op
-	if op.Method != "" {
-		s.byMethod[op.Method] = append(s.byMethod[op.Method], op)
+	if op.Method == "" {
+		return
+	}
+	rs := s.byMethod[op.Method]
+	if rs == nil {
+		rs = &routes{plain: map[string][]*Operation{}, byKey: map[string][]*Operation{}}
+		s.byMethod[op.Method] = rs
+	}
+	if len(op.litQuery) == 0 {
+		first := ""
+		if len(op.segs) > 0 && !op.segs[0].label {
+			first = op.segs[0].prefix
+		}
+		rs.plain[first] = append(rs.plain[first], op)
+	} else {
+		rs.byKey[op.litQuery[0].key] = append(rs.byKey[op.litQuery[0].key], op)
 	}
 }
 

@@ -98,16 +98,29 @@ type RouteRequest struct {
 // equally well, ambiguous is true and op is nil: the caller cannot know
 // which one the service runs.
 func (s *Service) Route(r RouteRequest) (op *Operation, ambiguous bool) {
+	rs := s.byMethod[r.Method]
+	if rs == nil {
+		return nil, false
+	}
 	best := -1
-	for _, o := range s.byMethod[r.Method] {
-		score, ok := o.match(r)
-		switch {
-		case !ok || score < best:
-		case score > best:
-			best, op, ambiguous = score, o, false
-		case o.Name != op.Name:
-			ambiguous = true
+	consider := func(ops []*Operation) {
+		for _, o := range ops {
+			score, ok := o.match(r)
+			switch {
+			case !ok || score < best:
+			case score > best:
+				best, op, ambiguous = score, o, false
+			case o.Name != op.Name:
+				ambiguous = true
+			}
 		}
+	}
+	if len(r.Segments) > 0 && r.Segments[0] != "" {
+		consider(rs.plain[r.Segments[0]])
+	}
+	consider(rs.plain[""])
+	for k := range r.Query {
+		consider(rs.byKey[k])
 	}
 	if ambiguous {
 		return nil, true

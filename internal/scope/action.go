@@ -41,9 +41,8 @@ func (p *Policy) allows(action string, authority bool) error {
 	if len(p.Actions) == 0 {
 		return nil
 	}
-	lower := strings.ToLower(action)
 	for _, a := range p.Actions {
-		if GlobMatch(strings.ToLower(a), lower) {
+		if globMatchFold(a, action) {
 			return nil
 		}
 	}

@@ -1,6 +1,9 @@
 package scope
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // authorityServices are services whose every request carries authority
 // (credentials, identity, access policy): a role signs them only when it
@@ -64,18 +67,27 @@ var tokenOps = map[string][]string{
 // IsAuthority reports whether service:operation mints credentials or tokens
 // or changes access, so that only an exact listing may allow it.
 func IsAuthority(service, operation string) bool {
-	action := service + ":" + operation
-	for _, a := range authorityOps {
+	for _, a := range authorityIndex()[service] {
 		if prefix, ok := strings.CutSuffix(a, "*"); ok {
-			if strings.HasPrefix(action, prefix) {
+			if strings.HasPrefix(operation, prefix) {
 				return true
 			}
-		} else if a == action {
+		} else if a == operation {
 			return true
 		}
 	}
 	return isAuthorityService(service)
 }
+
+// authorityIndex is authorityOps by service: operation patterns.
+var authorityIndex = sync.OnceValue(func() map[string][]string {
+	out := map[string][]string{}
+	for _, a := range authorityOps {
+		service, op, _ := strings.Cut(a, ":")
+		out[service] = append(out[service], op)
+	}
+	return out
+})
 
 func isAuthorityService(service string) bool {
 	for _, s := range authorityServices {
@@ -88,11 +100,4 @@ func isAuthorityService(service string) bool {
 
 // hasAuthorityOps reports whether any operation of the service is
 // authority: a request of it the scope cannot place might be one.
-func hasAuthorityOps(service string) bool {
-	for _, a := range authorityOps {
-		if strings.HasPrefix(a, service+":") {
-			return true
-		}
-	}
-	return false
-}
+func hasAuthorityOps(service string) bool { return len(authorityIndex()[service]) > 0 }

@@ -3,7 +3,6 @@ package scope
 import (
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/awsmodel"
@@ -156,14 +155,14 @@ func awsDomain(labels []string) ([]string, bool) {
 // is left is the bucket.
 func readAWSHost(rest []string, path string) (s3Location, error) {
 	var loc s3Location
-	if n := len(rest); n > 0 && regionLabelRe.MatchString(rest[n-1]) {
+	if n := len(rest); n > 0 && isRegion(rest[n-1]) {
 		rest = rest[:n-1]
 	}
 	if n := len(rest); n > 0 && rest[n-1] == "dualstack" {
 		rest = rest[:n-1]
 	}
 	n := len(rest)
-	if n == 0 || !s3EndpointLabelRe.MatchString(rest[n-1]) {
+	if n == 0 || !isS3EndpointLabel(rest[n-1]) {
 		return loc, denied("url: the host is not an S3 endpoint of a shape the scope can read ([bucket.]s3[.dualstack][.region].amazonaws.com)")
 	}
 	label := rest[n-1]
@@ -191,10 +190,35 @@ func pathStyle(path string) (s3Location, error) {
 	return loc, nil
 }
 
-var (
-	// S3's endpoint labels: s3, s3-fips, s3-external-1, s3-REGION,
-	// s3-accesspoint[-fips], s3-object-lambda[-fips], s3-control[-fips],
-	// s3-outposts, s3express-ZONE, s3express-control.
-	s3EndpointLabelRe = regexp.MustCompile(`^(s3|s3-fips|s3-external-1|s3-[a-z]{2}(-[a-z]+)+-\d+|s3-accesspoint(-fips)?|s3-object-lambda(-fips)?|s3-control(-fips)?|s3-outposts|s3express-[a-z0-9-]+)$`)
-	regionLabelRe     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
-)
+// isS3EndpointLabel: s3, s3-fips, s3-external-1, s3-REGION,
+// s3-accesspoint[-fips], s3-object-lambda[-fips], s3-control[-fips],
+// s3-outposts, s3express-ZONE, s3express-control.
+func isS3EndpointLabel(l string) bool {
+	switch l {
+	case "s3", "s3-fips", "s3-external-1", "s3-accesspoint", "s3-accesspoint-fips", "s3-object-lambda",
+		"s3-object-lambda-fips", "s3-control", "s3-control-fips", "s3-outposts":
+		return true
+	}
+	if zone, ok := strings.CutPrefix(l, "s3express-"); ok {
+		return zone != "" && strings.Trim(zone, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
+	}
+	region, ok := strings.CutPrefix(l, "s3-")
+	return ok && isRegion(region)
+}
+
+// isRegion matches an AWS region name: xx(-word)+-N.
+func isRegion(l string) bool {
+	parts := strings.Split(l, "-")
+	if len(parts) < 3 || len(parts[0]) != 2 || !allIn(parts[0], "abcdefghijklmnopqrstuvwxyz") {
+		return false
+	}
+	for _, p := range parts[1 : len(parts)-1] {
+		if p == "" || !allIn(p, "abcdefghijklmnopqrstuvwxyz") {
+			return false
+		}
+	}
+	last := parts[len(parts)-1]
+	return last != "" && allIn(last, "0123456789")
+}
+
+func allIn(s, set string) bool { return strings.Trim(s, set) == "" }

@@ -109,6 +109,38 @@ func GlobMatch(glob, s string) bool {
 	return gi == len(glob)
 }
 
+// globMatchFold is GlobMatch with ASCII letters matched in any case.
+func globMatchFold(glob, s string) bool {
+	star, match := -1, 0
+	gi, si := 0, 0
+	for si < len(s) {
+		switch {
+		case gi < len(glob) && (glob[gi] == '?' || lowerASCII(glob[gi]) == lowerASCII(s[si])):
+			gi++
+			si++
+		case gi < len(glob) && glob[gi] == '*':
+			star, match = gi, si
+			gi++
+		case star >= 0:
+			gi, match = star+1, match+1
+			si = match
+		default:
+			return false
+		}
+	}
+	for gi < len(glob) && glob[gi] == '*' {
+		gi++
+	}
+	return gi == len(glob)
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
 func listOrNone(l []string) string {
 	if len(l) == 0 {
 		return "none"
