@@ -27,9 +27,13 @@ func TestDocumentedLimits(t *testing.T) {
 		field string
 	}{
 		{"header names", func(n int) map[string]any { return map[string]any{"headers": namedHeaders(n, 1)} }, 64, "headers"},
-		{"one header value", func(n int) map[string]any { return map[string]any{"headers": map[string]any{"X-A": strings.Repeat("v", n)}} }, 8192, "headers"},
+		{"one header value", func(n int) map[string]any {
+			return map[string]any{"headers": map[string]any{"X-A": strings.Repeat("v", n)}}
+		}, 8192, "headers"},
 		{"headers in all", func(n int) map[string]any { return map[string]any{"headers": totalHeaders(n)} }, 65536, "headers"},
-		{"url", func(n int) map[string]any { return map[string]any{"url": base + "&X=" + strings.Repeat("a", n-len(base)-3)} }, 8192, "url"},
+		{"url", func(n int) map[string]any {
+			return map[string]any{"url": base + "&X=" + strings.Repeat("a", n-len(base)-3)}
+		}, 8192, "url"},
 		{"values of one header", func(n int) map[string]any { return map[string]any{"headers": map[string]any{"X-A": repeatAny("v", n)}} }, 64, "headers"},
 	} {
 		for _, n := range []int{tc.limit - 1, tc.limit, tc.limit + 1} {
