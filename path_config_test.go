@@ -2,7 +2,12 @@ package awshmac
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -183,5 +188,80 @@ func TestInsecureSettingsNeedTheRegistration(t *testing.T) {
 	resp, err = e.request(t, logical.ReadOperation, "creds/session", nil)
 	if status(resp, err) != http.StatusServiceUnavailable {
 		t.Fatalf("insecure config under a strict registration: %v %v", resp, err)
+	}
+}
+
+// writeOnlyCase is one key store configured with every write-only field
+// it has, each set to a value the test then looks for.
+type writeOnlyCase struct {
+	store string
+	cfg   func(t *testing.T, e *testEnv) map[string]any
+}
+
+func writeOnlyCases() []writeOnlyCase {
+	return []writeOnlyCase{
+		{"transit", func(t *testing.T, e *testEnv) map[string]any { return e.storeConfig(t, "transit") }},
+		{"pkcs11", func(t *testing.T, e *testEnv) map[string]any { return e.storeConfig(t, "pkcs11") }},
+		{"tpm", func(t *testing.T, e *testEnv) map[string]any {
+			return with(e.storeConfig(t, "tpm"), "tpm_password", "tpm-auth-value-7c1e")
+		}},
+		{"tink", func(t *testing.T, e *testEnv) map[string]any {
+			v := vaultWithKEK(t)
+			return with(e.baseConfig(), "tink_kek_uri", "hcvault://"+strings.TrimPrefix(v.Addr, "http://")+"/transit/keys/kek",
+				"tink_vault_address", v.Addr, "tink_vault_token", v.Token)
+		}},
+	}
+}
+
+// For every key store, no write-only field — by name or by value, in any
+// of the forms a value takes when re-encoded — is in the config read, the
+// write's response or warnings, or a failed write's error.
+func TestWriteOnlyFieldsNeverReturned(t *testing.T) {
+	for _, tc := range writeOnlyCases() {
+		t.Run(tc.store, func(t *testing.T) {
+			e := newTestEnv(t)
+			cfg := tc.cfg(t, e)
+			secrets := map[string]string{}
+			for _, f := range storeKinds[tc.store].writeOnly {
+				if v, _ := cfg[f].(string); v != "" {
+					secrets[f] = v
+				}
+			}
+			secrets["secret_key"] = cfg["secret_key"].(string)
+			if len(secrets) < 2 {
+				t.Fatalf("the %s case sets no store credential: %v", tc.store, secrets)
+			}
+			resp := e.mustWrite(t, "config", cfg)
+			noCredentialIn(t, "the write's response", resp, secrets)
+			read, err := e.request(t, logical.ReadOperation, "config", nil)
+			noCredentialIn(t, "the read", read, secrets)
+			for f := range secrets {
+				if _, ok := read.Data[f]; ok || err != nil {
+					t.Errorf("the read has %s (%v)", f, err)
+				}
+			}
+			failed, err := e.request(t, logical.UpdateOperation, "config", with(cfg, "region", "moon"))
+			if status(failed, err) != http.StatusBadRequest {
+				t.Fatalf("the failing write: %v %v", failed, err)
+			}
+			noCredentialIn(t, "a failed write", failed, secrets)
+			noCredentialIn(t, "a failed write's error", err, secrets)
+		})
+	}
+}
+
+// noneIn fails when v, printed in full, holds any secret in any form.
+func noCredentialIn(t *testing.T, what string, v any, secrets map[string]string) {
+	t.Helper()
+	text := fmt.Sprintf("%+v %#v", v, v)
+	for field, s := range secrets {
+		for form, enc := range map[string]string{
+			"raw": s, "base64": base64.StdEncoding.EncodeToString([]byte(s)), "hex": hex.EncodeToString([]byte(s)),
+			"url-escaped": url.QueryEscape(s), "quoted": strconv.Quote(s),
+		} {
+			if strings.Contains(text, enc) {
+				t.Errorf("%s holds %s (%s)", what, field, form)
+			}
+		}
 	}
 }
