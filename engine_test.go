@@ -222,3 +222,38 @@ func TestHotPathReadsNoStorage(t *testing.T) {
 		t.Fatalf("after Invalidate storage was read %d times, want 1", n)
 	}
 }
+
+// closeRecordingKey notes that its store key was closed.
+type closeRecordingKey struct {
+	storeKey
+	closed atomic.Bool
+}
+
+func (k *closeRecordingKey) Close() error {
+	k.closed.Store(true)
+	return k.storeKey.Close()
+}
+
+// A config write retires the engine it replaces, and the retired engine's
+// key is closed once its last request is done — not before.
+func TestRetiredEngineClosesItsKey(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	var old *closeRecordingKey
+	e.installKey(t, func(k storeKey) storeKey { old = &closeRecordingKey{storeKey: k}; return old })
+	held := e.b.current.Load()
+	if !held.acquire() {
+		t.Fatal("the installed engine is already retired")
+	}
+	e.mustWrite(t, "config", map[string]any{"max_retries": 2, "skip_verification": true})
+	if e.b.current.Load() == held {
+		t.Fatal("the config write kept the old engine")
+	}
+	if old.closed.Load() {
+		t.Fatal("the old key was closed while a request still used it")
+	}
+	held.release()
+	if !old.closed.Load() {
+		t.Fatal("the retired engine's key is still open after its last request")
+	}
+}

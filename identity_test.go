@@ -144,6 +144,15 @@ func TestLifetimeBoundedByVault(t *testing.T) {
 	if err != nil || resp.IsError() || resp.Secret.TTL > 30*time.Minute {
 		t.Fatalf("default under a 30m mount: %v %v", resp, err)
 	}
+	// Independently of the lease: what STS was asked for, and what it gave.
+	calls := e.peer.Calls()
+	if last := calls[len(calls)-1]; last.Action != "GetSessionToken" || last.Params["DurationSeconds"][0] != "1800" {
+		t.Fatalf("STS was asked for %v", last.Params["DurationSeconds"])
+	}
+	expires, err := time.Parse(time.RFC3339, resp.Data["expiration"].(string))
+	if err != nil || expires.After(time.Now().Add(30*time.Minute+time.Minute)) {
+		t.Fatalf("the STS credentials expire at %v (%v), past the mount's 30m", expires, err)
+	}
 }
 
 // Names are exact: a policy on creds/deploy is not bypassed by creds/DEPLOY.

@@ -3,8 +3,11 @@ package awshmac
 import (
 	"encoding/base64"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -128,6 +131,40 @@ func TestSignHeadersAsPairs(t *testing.T) {
 		r, err := e.request(t, logical.UpdateOperation, "sign/signer", with(base, "headers", bad))
 		if status(r, err) != http.StatusBadRequest || !strings.Contains(errText(r, err), "headers") {
 			t.Fatalf("%v: %v %v", bad, r, err)
+		}
+	}
+}
+
+// A role's presign cap, seen in what is refused and in the URL that is
+// given: X-Amz-Expires and expiration say the lifetime asked, at most the
+// cap, and one second more is refused.
+func TestPresignLifetimeCap(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/p", map[string]any{"allowed_services": "s3", "allowed_regions": "*", "allowed_hosts": "*", "max_presign_expires": "1h"})
+	req := map[string]any{"url": "https://bucket.s3.eu-west-3.amazonaws.com/k", "service": "s3", "presign": true}
+	for _, tc := range []struct {
+		expires int
+		ok      bool
+	}{{60, true}, {3600, true}, {3601, false}, {7 * 24 * 3600, false}} {
+		before := time.Now()
+		resp, err := e.request(t, logical.UpdateOperation, "sign/p", with(req, "expires", tc.expires))
+		if !tc.ok {
+			if status(resp, err) != http.StatusForbidden || !strings.Contains(errText(resp, err), "max_presign_expires") {
+				t.Errorf("expires %d: %d %q, want 403", tc.expires, status(resp, err), errText(resp, err))
+			}
+			continue
+		}
+		if err != nil || resp.IsError() {
+			t.Fatalf("expires %d: %v %v", tc.expires, err, resp)
+		}
+		u, _ := url.Parse(resp.Data["url"].(string))
+		if got := u.Query().Get("X-Amz-Expires"); got != strconv.Itoa(tc.expires) {
+			t.Errorf("expires %d: X-Amz-Expires=%s", tc.expires, got)
+		}
+		exp, _ := time.Parse(time.RFC3339, resp.Data["expiration"].(string))
+		if want := before.Add(time.Duration(tc.expires) * time.Second); exp.Before(want.Add(-2*time.Second)) || exp.After(want.Add(2*time.Second)) {
+			t.Errorf("expires %d: expiration %v, want about %v", tc.expires, exp, want)
 		}
 	}
 }
