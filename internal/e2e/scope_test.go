@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -118,6 +119,28 @@ func (w *world) runScope(t *testing.T) {
 	t.Run("whoami", w.scopeWhoami)
 	t.Run("upload", w.scopeUpload)
 	t.Run("copy", w.scopeCopy)
+	t.Run("limits", w.scopeLimits)
+}
+
+// scopeLimits: the documented header limit through Vault's HTTP API, as
+// numbers: 64 header names are signed, 65 are a 400 naming the field.
+func (w *world) scopeLimits(t *testing.T) {
+	w.cli(t, "write", scopeMount+"/roles/limits", "allowed_services=sts", "allowed_regions=*",
+		"allowed_hosts="+strings.TrimPrefix(w.peer.URL, "http://"), "allowed_actions=sts:GetCallerIdentity")
+	for _, n := range []int{64, 65} {
+		headers := map[string]any{}
+		for i := range n {
+			headers[fmt.Sprintf("X-Limit-%02d", i)] = "v"
+		}
+		code, out := w.putJSON(t, scopeMount+"/sign/limits", map[string]any{"service": "sts", "headers": headers,
+			"url": w.peer.URL + "/?Action=GetCallerIdentity&Version=2011-06-15"})
+		switch {
+		case n == 64 && code != http.StatusOK:
+			t.Errorf("64 header names: %d %s", code, out)
+		case n == 65 && (code != http.StatusBadRequest || !strings.Contains(out, "headers: more than 64 header names")):
+			t.Errorf("65 header names: %d %s", code, out)
+		}
+	}
 }
 
 // scopeWhoami is the README's whoami role against the STS peer.
