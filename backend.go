@@ -86,7 +86,7 @@ func newBackend() *backend {
 			SealWrapStorage: []string{configStoragePath},
 		},
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b)},
+			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b), pathConfigAttestation(b)},
 			pathRoles(b),
 			[]*framework.Path{pathCreds(b), pathSign(b)},
 		),
@@ -111,10 +111,12 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 }
 
 // periodic keeps an engine open while a config exists, for token renewal,
-// and rotates the root key when its schedule says so.
+// rotates the root key when its schedule says so, and checks that the key
+// still cannot leave its store (attestation.go).
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	b.ensureEngine(req.Storage)
 	b.rotateIfDue(ctx, req.Storage)
+	b.checkAttestationIfDue(ctx, req.Storage)
 	return nil
 }
 

@@ -58,6 +58,10 @@ type commonConfig struct {
 	LastRotated           time.Time     `json:"last_rotated,omitempty"`
 	AccessKeyCreated      time.Time     `json:"access_key_created,omitempty"` // from IAM, when the plugin made the key
 	RotationBase          time.Time     `json:"rotation_base,omitempty"`      // when the schedule started
+
+	// Attestation: the active node's periodic check of the key's protection.
+	AttestationCheckPeriod *time.Duration `json:"attestation_check_period,omitempty"` // nil: the default; 0: off
+	RotateOnExposure       bool           `json:"rotate_on_exposure,omitempty"`
 }
 
 func commonFields() map[string]*framework.FieldSchema {
@@ -76,6 +80,9 @@ func commonFields() map[string]*framework.FieldSchema {
 		"rotation_verify_timeout":    {Type: framework.TypeDurationSecond, Description: "How long a rotation retries proving the new key (IAM takes seconds to propagate one). Default 60s."},
 		"old_store_object":           {Type: framework.TypeString, AllowedValues: []any{"destroy", "keep"}, Description: "What a rotation does with the old key's object in the store: destroy (default) or keep."},
 		"old_key_grace":              {Type: framework.TypeDurationSecond, Description: "How long the old key stays valid after a rotation switches away from it, so requests signed just before still work. Default 5s, at most 5m."},
+
+		"attestation_check_period": {Type: framework.TypeDurationSecond, Description: "How often the active node checks that the key still cannot leave its store (config/attestation); a regression is logged and shown on config reads. Default 10m; 0 turns it off."},
+		"rotate_on_exposure":       {Type: framework.TypeBool, Description: "When the periodic check finds the key can leave its store (e.g. a transit key made exportable), rotate the root key at once, as config/rotate-root does."},
 	}
 }
 
@@ -114,6 +121,7 @@ func (c *commonConfig) parse(d *framework.FieldData) {
 	if v, ok := d.GetOk("disable_automated_rotation"); ok {
 		c.DisableAutoRotation = v.(bool)
 	}
+	c.parseAttestation(d)
 }
 
 func (c *commonConfig) applyDefaults() {
@@ -138,6 +146,8 @@ func (c *commonConfig) validate(env *operatorEnv) error {
 		return badInput("old_key_grace must be between 0 and 5m")
 	case c.OldStoreObject != "destroy" && c.OldStoreObject != "keep":
 		return badInput("old_store_object must be destroy or keep")
+	case c.attestationCheckPeriod() < 0 || c.attestationCheckPeriod() > maxAttestationCheckPeriod:
+		return badInput("attestation_check_period must be 0 (off) or between 1s and %s", maxAttestationCheckPeriod)
 	case c.AccessKey == "":
 		return badInput("access_key is required")
 	case !accessKeyRe.MatchString(c.AccessKey):
@@ -198,6 +208,9 @@ func (c *commonConfig) data() map[string]any {
 		"old_key_grace":              int64(c.oldKeyGrace() / time.Second),
 		"last_rotated":               formatTime(c.LastRotated),
 		"next_rotation":              formatTime(c.nextRotation()),
+
+		"attestation_check_period": int64(c.attestationCheckPeriod() / time.Second),
+		"rotate_on_exposure":       c.RotateOnExposure,
 	}
 }
 

@@ -274,6 +274,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err != nil {
 		warnings = []string{err.Error()}
 	}
+	warnings = append(warnings, b.attestationWarnings(ctx, req.Storage, cfg)...)
 	for _, w := range warnings {
 		resp.AddWarning(w)
 	}

@@ -131,3 +131,16 @@ func (p *pkcs11Params) destroy(ctx context.Context, accessKey string) error {
 func (p *pkcs11Params) bindings() map[string][]string {
 	return map[string][]string{"pkcs11_pin": {"pkcs11_module", "pkcs11_token_label", "pkcs11_token_serial"}}
 }
+
+// attest reports the key's attributes as the token does; see attestation.go.
+func (p *pkcs11Params) attest(ctx context.Context, key storeKey, _ attestRequest) (*keyAttestation, error) {
+	k, ok := key.(*pkcs11.Key)
+	if !ok {
+		return nil, errNoOpenKey
+	}
+	a, err := k.Attest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &keyAttestation{statement: a.Statement(), evidence: a.Report(), exposures: a.Exposures()}, nil
+}

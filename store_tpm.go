@@ -3,6 +3,7 @@ package awshmac
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -169,4 +170,29 @@ func (p *tpmParams) destroy(context.Context, string) error { return nil }
 
 func (p *tpmParams) bindings() map[string][]string {
 	return map[string][]string{"tpm_password": {"tpm_device", "tpm_parent_handle", "tpm_persistent_handle", "tpm_public", "tpm_private"}}
+}
+
+// attest has the TPM certify the key over the nonce (or, for the periodic
+// check, decodes its public area); see attestation.go.
+func (p *tpmParams) attest(ctx context.Context, key storeKey, r attestRequest) (*keyAttestation, error) {
+	k, ok := key.(*tpm.Key)
+	if !ok {
+		return nil, errNoOpenKey
+	}
+	if r.check {
+		exposures, err := k.Exposures(ctx)
+		return &keyAttestation{exposures: exposures}, err
+	}
+	var act *tpm.Activation
+	if a := r.activate; a != nil {
+		act = &tpm.Activation{EK: a.ek, IDObject: a.idObject, EncSecret: a.encSeed}
+	}
+	ans, err := k.Attest(ctx, r.nonce, act)
+	if errors.Is(err, tpm.ErrCredentialRefused) {
+		return nil, badInput("credential_blob: %v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &keyAttestation{statement: ans.Statement, evidence: ans.Report, exposures: ans.Exposures, activated: act != nil}, nil
 }

@@ -129,3 +129,13 @@ func (p *transitParams) vaultTokens() []vaultToken {
 		return transit.NewClient(p.config())
 	}}}
 }
+
+// attest reads the key's flags and versions with the plugin's own token;
+// see attestation.go.
+func (p *transitParams) attest(ctx context.Context, _ storeKey, _ attestRequest) (*keyAttestation, error) {
+	props, err := transit.ReadProperties(ctx, p.config())
+	if err != nil {
+		return nil, err
+	}
+	return &keyAttestation{statement: props.Statement(p.Mount, p.KeyName), evidence: props.Report(), exposures: props.Exposures()}, nil
+}

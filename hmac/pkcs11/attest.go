@@ -2,6 +2,7 @@ package pkcs11
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -125,4 +126,45 @@ func (a *Attestation) Exposures() []string {
 		out = append(out, "CKA_EXTRACTABLE is not false: the key may be wrapped out of the token")
 	}
 	return out
+}
+
+// Report is the attestation as a verifier reads it.
+func (a *Attestation) Report() map[string]any {
+	return map[string]any{
+		"token": map[string]any{
+			"label": a.Token.Label, "serial_number": a.Token.SerialNumber, "manufacturer_id": a.Token.ManufacturerID,
+			"model": a.Token.Model, "hardware_version": a.Token.HardwareVersion, "firmware_version": a.Token.FirmwareVersion,
+		},
+		"key_label":  a.KeyLabel,
+		"key_id":     hex.EncodeToString(a.KeyID),
+		"attributes": a.Attributes,
+		"unreported": a.Unreported,
+	}
+}
+
+// Statement says in plain words what the attributes mean, and what they
+// cannot show.
+func (a *Attestation) Statement() string {
+	var s []string
+	if e := a.Exposures(); len(e) > 0 {
+		s = append(s, "The key CAN leave the token: "+strings.Join(e, "; ")+".")
+	} else {
+		s = append(s, "CKA_SENSITIVE is true and CKA_EXTRACTABLE false: the token will neither reveal the key's value nor wrap it out, and neither attribute can be changed back.")
+	}
+	origin := fmt.Sprintf("CKA_LOCAL=%s, CKA_ALWAYS_SENSITIVE=%s, CKA_NEVER_EXTRACTABLE=%s", a.value("CKA_LOCAL"), a.value("CKA_ALWAYS_SENSITIVE"), a.value("CKA_NEVER_EXTRACTABLE"))
+	if a.Attributes["CKA_LOCAL"] && a.Attributes["CKA_ALWAYS_SENSITIVE"] && a.Attributes["CKA_NEVER_EXTRACTABLE"] {
+		s = append(s, origin+": the token generated the key and it was never readable.")
+	} else {
+		s = append(s, origin+": as for any imported key, its value came from outside the token (the AWS secret existed before it was imported), so the token vouches that it will not give this copy out, not that no other copy exists.")
+	}
+	s = append(s, "These are the token's answers to C_GetAttributeValue as this plugin relays them, and the token's identity from C_GetTokenInfo; the token does not sign them, so a verifier relies on this Vault and plugin for them, and on the token enforcing its attributes.")
+	return strings.Join(s, " ")
+}
+
+func (a *Attestation) value(name string) string {
+	v, ok := a.Attributes[name]
+	if !ok {
+		return "unreported"
+	}
+	return fmt.Sprint(v)
 }

@@ -3,6 +3,7 @@ package tink
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -47,4 +48,25 @@ func Describe(kekURI string, encrypted []byte) (*Description, error) {
 		}
 	}
 	return d, nil
+}
+
+// Report is the description as a verifier reads it.
+func (d *Description) Report() map[string]any {
+	keys := make([]map[string]any, len(d.Keys))
+	for i, k := range d.Keys {
+		keys[i] = map[string]any{"key_id": k.ID, "type_url": k.TypeURL, "status": k.Status, "output_prefix": k.OutputPrefix}
+	}
+	return map[string]any{"kek_scheme": d.KEKScheme, "primary_key_id": d.PrimaryKeyID, "keys": keys,
+		"keyset_sha256": hex.EncodeToString(d.SHA256), "decrypted_in_plugin_memory": true}
+}
+
+// Statement says what a Tink keyset can and cannot claim.
+func (d *Description) Statement() string {
+	s := "No key store keeps this key in: the keyset is decrypted into the plugin's memory to compute HMACs, so K is in clear in the plugin process while the key is in use. " +
+		"The KEK (" + d.KEKScheme + ") only wraps the keyset at rest, in Vault storage (tink_keyset, returned by a config read): whoever can decrypt with the KEK and read tink_keyset can recover K. " +
+		"No claim is made that the key cannot leave."
+	if d.KEKScheme+"://" == LocalKEKScheme {
+		s += " The KEK itself is a cleartext file (development only): whoever reads it and tink_keyset recovers K."
+	}
+	return s
 }

@@ -213,6 +213,10 @@ func readNV(t transport.TPM, index uint32) ([]byte, error) {
 	return out, nil
 }
 
+// ErrCredentialRefused is the TPM refusing to release a credential: made
+// for another Name or EK, or damaged.
+var ErrCredentialRefused = errors.New("tpm: the TPM did not release the credential")
+
 // ActivateCredential releases a credential a verifier made for the
 // attestation key with TPM2_MakeCredential against the endorsement key
 // ek (EKECC or EKRSA). The TPM releases it only if an object with the Name
@@ -224,7 +228,7 @@ func (k *Key) ActivateCredential(ctx context.Context, ek string, idObject, encSe
 	}
 	t, ok := ekTemplates[ek]
 	if !ok {
-		return nil, fmt.Errorf("tpm: no EK template %q", ek)
+		return nil, fmt.Errorf("%w: no EK template %q", ErrCredentialRefused, ek)
 	}
 	var secret []byte
 	err := k.connected(func() error {
@@ -261,6 +265,10 @@ func (k *Key) activate(template tpm2.TPMTPublic, idObject, encSecret []byte) ([]
 		CredentialBlob: tpm2.TPM2BIDObject{Buffer: idObject},
 		Secret:         tpm2.TPM2BEncryptedSecret{Buffer: encSecret},
 	}.Execute(k.conn)
+	var rc tpm2.TPMRC
+	if errors.As(err, &rc) {
+		return nil, fmt.Errorf("%w: %v", ErrCredentialRefused, rc)
+	}
 	if err != nil {
 		return nil, k.storeError("activate credential", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -102,4 +103,41 @@ func (p *Properties) Exposures() []string {
 		out = append(out, "type is "+strconv.Quote(p.Type)+", not hmac")
 	}
 	return out
+}
+
+// Report is the properties as a verifier reads them.
+func (p *Properties) Report() map[string]any {
+	if !p.Readable {
+		return map[string]any{"readable": false, "reason": p.Reason}
+	}
+	return map[string]any{
+		"readable": true, "type": p.Type, "exportable": p.Exportable, "allow_plaintext_backup": p.AllowPlaintextBackup,
+		"deletion_allowed": p.DeletionAllowed, "imported_key": p.ImportedKey, "key_size": p.KeySize,
+		"latest_version": p.LatestVersion, "min_decryption_version": p.MinDecryptionVersion,
+		"min_encryption_version": p.MinEncryptionVersion, "min_available_version": p.MinAvailableVersion,
+		"auto_rotate_period": int64(p.AutoRotatePeriod / time.Second),
+	}
+}
+
+// Statement says in plain words what the properties mean, and what they
+// cannot show.
+func (p *Properties) Statement(mount, name string) string {
+	key := mount + "/keys/" + name
+	if !p.Readable {
+		return p.Reason + ": nothing can be said of whether the key is exportable or backed up in plaintext. Give the plugin's transit token read on " + key + "."
+	}
+	var s []string
+	if e := p.Exposures(); len(e) > 0 {
+		s = append(s, "The key CAN leave transit: "+strings.Join(e, "; ")+". Transit never unsets these flags: rotate the access key away (config/rotate-root).")
+	} else {
+		s = append(s, "Transit reports "+key+" as type hmac, exportable false and allow_plaintext_backup false: transit will neither export it nor back it up in plaintext.")
+	}
+	if p.ImportedKey {
+		s = append(s, "It was imported (imported_key): its value came from outside (the AWS secret existed before it was imported), so transit vouches that it will not give this copy out, not that no other copy exists.")
+	}
+	if p.AutoRotatePeriod != 0 {
+		s = append(s, "auto_rotate_period is set: transit will replace the key with material of its own, which is not the AWS secret.")
+	}
+	s = append(s, "These flags hold only until someone allowed to update "+key+"/config sets them (the plugin checks them again every attestation_check_period); they are transit's answer to the plugin's own token, relayed by the plugin and not signed.")
+	return strings.Join(s, " ")
 }
