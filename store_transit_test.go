@@ -95,7 +95,8 @@ func TestTransitTokenRenewed(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	w := newTransitWorld(t, e)
-	e.mustWrite(t, "config", map[string]any{"transit_token": w.token(t, "30s", true)})
+	token := w.token(t, "30s", true)
+	e.mustWrite(t, "config", map[string]any{"transit_token": token})
 	e.mustWrite(t, "roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key", "allowed_services": "sts", "allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
 	start := time.Now()
 	for time.Since(start) < 2*time.Minute {
@@ -111,6 +112,14 @@ func TestTransitTokenRenewed(t *testing.T) {
 	resp, _ := e.request(t, logical.ReadOperation, "config", nil)
 	if resp.Data["transit_token_renewable"] != true {
 		t.Fatalf("config read: %v", resp.Data)
+	}
+	// Independently, as Vault sees the token: renewed, and alive.
+	info, err := w.vault.Client.Auth().Token().Lookup(token)
+	if err != nil {
+		t.Fatalf("the token is gone after 2 minutes: %v", err)
+	}
+	if ttl, _ := info.TokenTTL(); ttl <= 0 || ttl > 30*time.Second || info.Data["last_renewal_time"] == nil {
+		t.Fatalf("Vault shows the token with TTL %v, last renewed %v", ttl, info.Data["last_renewal_time"])
 	}
 	// A fresh engine opens the key and asks transit for kDate with the token.
 	e.b.dropConfig()
