@@ -354,10 +354,15 @@ signed with the server's clock and the configured key (or, for a role with
 sign_with=session, the role's own STS session); the caller never holds a
 credential.
 
-The role's scope bounds what may be signed: services, regions, hosts, methods,
-paths and API actions. Services that mint credentials (sts, iam, sso, ...) are
-signed only for actions the role lists one by one. SigV4's own parameters may
-not be given in headers or in the query, and x-amz-copy-source must name an
-object within the same scope. A request outside the scope is refused with 403
-and the reason; malformed input with 400 naming the field.
+The role's scope bounds what may be signed: services, regions, hosts,
+schemes, methods, paths and operations. The operation is read from the
+request the way the service's own protocol reads it (AWS's service models:
+the Query protocol's Action in the query and the whole body, JSON's
+X-Amz-Target, REST's method, path and subresource), and a request the scope
+cannot place is refused when the role limits operations. Operations that mint
+credentials or change access are signed only when the role lists them
+exactly. SigV4's own parameters may not be given in headers or in the query;
+a signed body needs its Content-Type; x-amz-copy-source must name an object
+within the same scope. A request outside the scope is refused with 403 and
+the reason; malformed input with 400 naming the field.
 `
