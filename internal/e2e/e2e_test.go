@@ -293,6 +293,7 @@ func TestPluginEndToEnd(t *testing.T) {
 	t.Run("wrong-types", w.runWrongTypes)
 	t.Run("allow-lists", w.runAllowLists)
 	t.Run("scope", w.runScope)
+	t.Run("attestation", w.runAttestation)
 	w.checkNothingLeaked(t)
 }
 
