@@ -2,8 +2,10 @@ package awshmac
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -161,11 +163,26 @@ const maxAttestationCheckPeriod = 7 * 24 * time.Hour
 // attestationStatus is the last check's result.
 type attestationStatus struct {
 	AccessKey string    `json:"access_key"`
+	KeyRef    string    `json:"key_ref"` // which key of the store: see keyRef
 	CheckedAt time.Time `json:"checked_at"`
 	Exposures []string  `json:"exposures,omitempty"`
 	Problem   string    `json:"problem,omitempty"`    // why the check could not be made
 	RotatedTo string    `json:"rotated_to,omitempty"` // the key rotate_on_exposure replaced it with
 	RotatedAt time.Time `json:"rotated_at,omitempty"`
+}
+
+// keyRef names the configured key: its store and reference, without
+// credentials. A status recorded for another key (a config written since)
+// does not apply.
+func keyRef(cfg *pluginConfig) string {
+	raw, _ := json.Marshal(storeRef(cfg))
+	sum := sha256.Sum256(append([]byte(cfg.KeyStore+"\x00"+cfg.AccessKey+"\x00"), raw...))
+	return hex.EncodeToString(sum[:16])
+}
+
+// about reports whether the status is about the configured key.
+func (st *attestationStatus) about(cfg *pluginConfig) bool {
+	return st != nil && st.AccessKey == cfg.AccessKey && st.KeyRef == keyRef(cfg)
 }
 
 func (b *backend) attestationStatus(ctx context.Context, s logical.Storage) (*attestationStatus, error) {
@@ -206,7 +223,7 @@ func (b *backend) checkAttestationIfDue(ctx context.Context, s logical.Storage) 
 	}
 	// Vault calls the periodic function about once a minute: a check due a
 	// few seconds from now is made now rather than a minute late.
-	if last != nil && last.AccessKey == cfg.AccessKey && time.Now().Add(5*time.Second).Before(last.CheckedAt.Add(cfg.attestationCheckPeriod())) {
+	if last.about(cfg) && time.Now().Add(5*time.Second).Before(last.CheckedAt.Add(cfg.attestationCheckPeriod())) {
 		return
 	}
 	st := b.checkAttestation(ctx, s)
@@ -230,11 +247,16 @@ func (b *backend) checkAttestation(ctx context.Context, s logical.Storage) *atte
 	if cfg == nil {
 		return nil
 	}
-	st := &attestationStatus{AccessKey: cfg.AccessKey, CheckedAt: time.Now().UTC()}
+	st := &attestationStatus{AccessKey: cfg.AccessKey, KeyRef: keyRef(cfg), CheckedAt: time.Now().UTC()}
 	switch {
 	case err != nil:
 		st.Problem = err.Error()
-		b.Logger().Warn("attestation check: the key store could not be asked", "key_store", cfg.KeyStore, "error", errors.Unwrap(err))
+		detail := err
+		var se *storeError
+		if errors.As(err, &se) {
+			detail = se.err // the store's own words, for the log only
+		}
+		b.Logger().Warn("attestation check: the key store could not be asked", "key_store", cfg.KeyStore, "error", detail)
 	case len(att.exposures) > 0:
 		st.Exposures = att.exposures
 		b.Logger().Error("attestation check: the key's protection has regressed: it can leave its store",
@@ -249,7 +271,7 @@ func (b *backend) rotateExposed(ctx context.Context, s logical.Storage, st *atte
 	b.configLock.Lock()
 	defer b.configLock.Unlock()
 	cfg, err := b.config(ctx, s)
-	if err != nil || cfg == nil || cfg.AccessKey != st.AccessKey {
+	if err != nil || cfg == nil || !st.about(cfg) {
 		return
 	}
 	resp, err := b.rotateRoot(ctx, s)
@@ -273,7 +295,7 @@ func (b *backend) attestationWarnings(ctx context.Context, s logical.Storage, cf
 		return []string{"attestation: the last check's result cannot be read: " + err.Error()}
 	case st == nil:
 		return nil
-	case st.AccessKey == cfg.AccessKey && len(st.Exposures) > 0:
+	case st.about(cfg) && len(st.Exposures) > 0:
 		return []string{fmt.Sprintf("attestation: the key's protection has regressed (found %s): %s; it may have left its key store: rotate it (config/rotate-root), or set rotate_on_exposure",
 			formatTime(st.CheckedAt), strings.Join(st.Exposures, "; "))}
 	case st.RotatedTo == cfg.AccessKey && st.RotatedTo != "":

@@ -91,7 +91,7 @@ func parseAttestRequest(d *framework.FieldData) (attestRequest, error) {
 func (b *backend) lastCheck(ctx context.Context, s logical.Storage, cfg *pluginConfig) map[string]any {
 	out := map[string]any{"period": int64(cfg.attestationCheckPeriod().Seconds()), "rotate_on_exposure": cfg.RotateOnExposure, "checked_at": ""}
 	st, err := b.attestationStatus(ctx, s)
-	if err != nil || st == nil || st.AccessKey != cfg.AccessKey {
+	if err != nil || !st.about(cfg) {
 		return out
 	}
 	out["checked_at"], out["exposures"], out["problem"] = formatTime(st.CheckedAt), st.Exposures, st.Problem

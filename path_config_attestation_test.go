@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/miekg/pkcs11"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
@@ -401,4 +402,68 @@ func TestAttestationTransitRotateOnExposure(t *testing.T) {
 		t.Fatal("the rotation is not logged")
 	}
 	noSecretsIn(t, "the log", logs.String(), e.peer.Secret(newID))
+}
+
+// createExposedKey puts K on the token as a key that is neither sensitive
+// nor unextractable, as a careless tool might.
+func createExposedKey(t *testing.T, hsm *testenv.SoftHSM, label string) {
+	t.Helper()
+	ctx := pkcs11.New(hsm.Module)
+	if err := ctx.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Destroy()
+	defer ctx.Finalize()
+	slots, err := ctx.GetSlotList(true)
+	if err != nil || len(slots) == 0 {
+		t.Fatalf("slots %v %v", slots, err)
+	}
+	sh, err := ctx.OpenSession(slots[0], pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctx.Login(sh, pkcs11.CKU_USER, hsm.PIN); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ctx.CreateObject(sh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, []byte("AWS4"+keytest.Secret)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A key the token would hand out is named in the answer and, after the
+// periodic check, on config reads; a config naming a protected key drops
+// the warning at once, and the next check finds nothing.
+func TestAttestationPKCS11Exposed(t *testing.T) {
+	e := newTestEnv(t)
+	hsm := testenv.NewSoftHSM(t, "exposed")
+	createExposedKey(t, hsm, "exposed")
+	base := with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "pkcs11", "pkcs11_module", hsm.Module,
+		"pkcs11_token_label", hsm.Label, "pkcs11_pin", hsm.PIN, "attestation_check_period", 60)
+	e.mustWrite(t, "config", with(base, "secret_key", nil, "pkcs11_key_label", "exposed"))
+	resp := e.attestation(t, nil)
+	if ex := resp.Data["exposures"].([]string); len(ex) != 2 || len(resp.Warnings) != 1 || !strings.Contains(resp.Data["statement"].(string), "CAN leave") {
+		t.Fatalf("an exposed key: %v %v", resp.Data, resp.Warnings)
+	}
+	e.periodic(t)
+	if w := e.configWarnings(t); !strings.Contains(w, "CKA_SENSITIVE is not true") || !strings.Contains(w, "CKA_EXTRACTABLE is not false") {
+		t.Fatalf("config read: %q", w)
+	}
+	e.mustWrite(t, "config", with(base, "pkcs11_key_label", "protected"))
+	if w := e.configWarnings(t); strings.Contains(w, "attestation") {
+		t.Fatalf("the exposed key's warning outlived it: %q", w)
+	}
+	e.periodic(t)
+	if lc := e.attestation(t, nil).Data["last_check"].(map[string]any); lc["checked_at"] == "" || len(lc["exposures"].([]string)) != 0 {
+		t.Fatalf("the protected key's check: %v", lc)
+	}
 }
