@@ -58,7 +58,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*logical.R
 		return nil, err
 	}
 	defer r.old.release()
-	for _, step := range []func(context.Context) error{r.checkKeys, r.create, r.verify, r.switchOver} {
+	for _, step := range []func(context.Context) error{r.checkStore, r.checkKeys, r.create, r.verify, r.switchOver} {
 		if err := step(ctx); err != nil {
 			if r.newKey != nil && !r.switched {
 				_ = r.newKey.Close() // a stopped rotation keeps no handle on the store
@@ -132,6 +132,22 @@ func (e *engine) keyCreated(ctx context.Context) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("IAM does not list the configured key")
+}
+
+// importChecker is a store that can tell, before IAM makes a key, that an
+// import would be refused.
+type importChecker interface {
+	checkImport(ctx context.Context) error
+}
+
+// checkStore stops a rotation whose import the store would refuse while
+// nothing is made yet; the import checks again, and a refusal there
+// deletes the new IAM key.
+func (r *rotation) checkStore(ctx context.Context) error {
+	if c, ok := r.cfg.store.(importChecker); ok {
+		return c.checkImport(ctx)
+	}
+	return nil
 }
 
 // checkKeys learns the user and refuses when a second key, not the

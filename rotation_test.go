@@ -2,6 +2,10 @@ package awshmac
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"os"
 	"os/exec"
@@ -9,13 +13,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/transit"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/ststest"
 )
 
@@ -278,4 +286,160 @@ func tokenKeyLabels(t *testing.T, fields map[string]any) []string {
 		}
 	}
 	return labels
+}
+
+// transitRotationEnv is the engine on a real Vault's transit, the key
+// imported through the plugin, ready to rotate.
+func transitRotationEnv(t *testing.T) (*testEnv, *transitWorld) {
+	t.Helper()
+	e := newTestEnv(t)
+	w := newTransitWorld(t, e)
+	e.mustWrite(t, "config", map[string]any{"old_key_grace": "1s"})
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	return e, w
+}
+
+// wrappingKeyDigest is SHA-256 of the DER transit/wrapping_key sends,
+// computed apart from the plugin.
+func wrappingKeyDigest(t *testing.T, c *api.Client) string {
+	t.Helper()
+	s, err := c.Logical().Read("transit/wrapping_key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode([]byte(s.Data["public_key"].(string)))
+	if block == nil {
+		t.Fatal("wrapping key is not PEM")
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return hex.EncodeToString(sum[:])
+}
+
+// recreateTransit replaces the transit mount behind the plugin's back: a
+// new mount has a new wrapping key. The plugin's key is restored in it, so
+// only the wrapping key differs.
+func (w *transitWorld) recreateTransit(t *testing.T) {
+	t.Helper()
+	c := w.vault.Client
+	if err := c.Sys().Unmount("transit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transit.Import(context.Background(), transit.Config{Client: c, Name: w.keyName}, keytest.AccessKeyID, keytest.Secret); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func storedConfig(t *testing.T, e *testEnv) string {
+	t.Helper()
+	entry, err := e.storage.Get(context.Background(), configStoragePath)
+	if err != nil || entry == nil {
+		t.Fatal("no stored config", err)
+	}
+	return string(entry.Value)
+}
+
+// A rotation wraps the new secret only for the wrapping key recorded at the
+// first import: against a transit re-created behind the plugin's back it is
+// refused before IAM makes a key, or, when transit changes after
+// CreateAccessKey, the new key is deleted again. The config stays as it was.
+func TestRotationTransitWrappingKeyChanged(t *testing.T) {
+	for _, when := range []string{"before rotation", "after CreateAccessKey", "before scheduled rotation"} {
+		t.Run(when, func(t *testing.T) {
+			e, w := transitRotationEnv(t)
+			resp, _ := e.request(t, logical.ReadOperation, "config", nil)
+			if got := resp.Data["transit_wrapping_key_fingerprint"]; got != wrappingKeyDigest(t, w.vault.Client) {
+				t.Fatalf("transit_wrapping_key_fingerprint %v, transit's key %s", got, wrappingKeyDigest(t, w.vault.Client))
+			}
+			if when == "before scheduled rotation" {
+				makeDue(t, e)
+			}
+			stored := storedConfig(t, e)
+			if when == "after CreateAccessKey" {
+				e.b.rotationHook = func(step string) bool {
+					if step == "created" {
+						w.recreateTransit(t)
+					}
+					return false
+				}
+			} else {
+				w.recreateTransit(t)
+			}
+			if when == "before scheduled rotation" {
+				e.b.rotateIfDue(context.Background(), e.storage)
+			} else {
+				resp, err := e.request(t, logical.UpdateOperation, "config/rotate-root", nil)
+				if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), "transit wrapping key changed") {
+					t.Fatalf("got %d %q", status(resp, err), errText(resp, err))
+				}
+			}
+			if storedConfig(t, e) != stored || walCount(t, e) != 0 {
+				t.Fatalf("config changed or log left (%d)", walCount(t, e))
+			}
+			if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 1 || ids[0] != keytest.AccessKeyID {
+				t.Fatalf("IAM holds %v", ids)
+			}
+			if created := calls(e.peer, "CreateAccessKey"); (when == "after CreateAccessKey") != (created == 1) {
+				t.Fatalf("%d CreateAccessKey calls", created)
+			}
+			if !works(t, e) {
+				t.Fatal("the configured key no longer works")
+			}
+		})
+	}
+}
+
+// makeDue sets the schedule so that the periodic function rotates now.
+func makeDue(t *testing.T, e *testEnv) {
+	t.Helper()
+	e.mustWrite(t, "config", map[string]any{"rotation_period": "1h"})
+	cfg, err := e.b.config(context.Background(), e.storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, _ := cfg.clone()
+	due.RotationBase = time.Now().Add(-2 * time.Hour)
+	if err := e.b.putConfig(context.Background(), e.storage, due); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A config from before the fingerprint existed records it at the next
+// import, and later rotations keep checking it.
+func TestRotationTransitRecordsWrappingKey(t *testing.T) {
+	e, w := transitRotationEnv(t)
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(storedConfig(t, e)), &fields); err != nil {
+		t.Fatal(err)
+	}
+	delete(fields, "transit_wrapping_key_fingerprint")
+	entry, _ := logical.StorageEntryJSON(configStoragePath, fields)
+	if err := e.storage.Put(context.Background(), entry); err != nil {
+		t.Fatal(err)
+	}
+	e.b.dropConfig()
+	resp, _ := e.request(t, logical.ReadOperation, "config", nil)
+	if resp.Data["transit_wrapping_key_fingerprint"] != "" {
+		t.Fatalf("an old config shows %v", resp.Data["transit_wrapping_key_fingerprint"])
+	}
+	e.mustWrite(t, "config/rotate-root", nil)
+	resp, _ = e.request(t, logical.ReadOperation, "config", nil)
+	if resp.Data["transit_wrapping_key_fingerprint"] != wrappingKeyDigest(t, w.vault.Client) {
+		t.Fatalf("after the rotation: %v", resp.Data["transit_wrapping_key_fingerprint"])
+	}
+	e.mustWrite(t, "config/rotate-root", nil)
+	exactlyOne(t, e)
+}
+
+// calls counts the authentic requests of one action the peer served.
+func calls(peer *ststest.Server, action string) int {
+	n := 0
+	for _, c := range peer.Calls() {
+		if c.Action == action {
+			n++
+		}
+	}
+	return n
 }

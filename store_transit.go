@@ -2,6 +2,8 @@ package awshmac
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/hashicorp/vault/api"
@@ -36,15 +38,22 @@ type transitParams struct {
 	Namespace  string `json:"transit_namespace,omitempty"`
 	CACert     string `json:"transit_ca_cert,omitempty"`
 	Token      string `json:"transit_token,omitempty"` // write-only
+	// WrappingKeyFingerprint is the mount's BYOK wrapping key, recorded at
+	// the first import: later imports wrap a secret for that key only.
+	WrappingKeyFingerprint string `json:"transit_wrapping_key_fingerprint,omitempty"`
 }
 
 func (p *transitParams) parse(d *framework.FieldData) error {
+	mount := [3]string{p.Address, p.Namespace, p.Mount}
 	parseStrings(d, map[string]*string{
 		"transit_address": &p.Address, "transit_mount": &p.Mount, "transit_key_name": &p.KeyName,
 		"transit_namespace": &p.Namespace, "transit_ca_cert": &p.CACert, "transit_token": &p.Token,
 	})
 	if v, ok := d.GetOk("transit_key_version"); ok {
 		p.KeyVersion = v.(int)
+	}
+	if mount != [3]string{p.Address, p.Namespace, p.Mount} {
+		p.WrappingKeyFingerprint = "" // another mount: its key is learnt at its first import
 	}
 	return nil
 }
@@ -94,13 +103,15 @@ func (p *transitParams) data() map[string]any {
 		"transit_key_version": p.KeyVersion,
 		"transit_namespace":   p.Namespace,
 		"transit_ca_cert":     p.CACert,
+
+		"transit_wrapping_key_fingerprint": p.WrappingKeyFingerprint,
 	}
 }
 
 func (p *transitParams) config() transit.Config {
 	return transit.Config{
 		Address: p.Address, Token: p.Token, Namespace: p.Namespace, CACert: p.CACert,
-		Mount: p.Mount, Name: p.KeyName, Version: p.KeyVersion,
+		Mount: p.Mount, Name: p.KeyName, Version: p.KeyVersion, WrappingKey: p.WrappingKeyFingerprint,
 	}
 }
 
@@ -109,7 +120,37 @@ func (p *transitParams) open(ctx context.Context, accessKey string) (storeKey, e
 }
 
 func (p *transitParams) importSecret(ctx context.Context, accessKey, secret string) (storeKey, error) {
-	return transit.Import(ctx, p.config(), accessKey, secret)
+	k, err := transit.Import(ctx, p.config(), accessKey, secret)
+	if errors.Is(err, transit.ErrWrappingKeyChanged) {
+		return nil, wrappingKeyChanged(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.WrappingKeyFingerprint = k.WrappingKeyFingerprint()
+	return k, nil
+}
+
+// checkImport refuses, before a rotation makes a key in IAM, a mount whose
+// wrapping key is not the recorded one.
+func (p *transitParams) checkImport(ctx context.Context) error {
+	if p.WrappingKeyFingerprint == "" {
+		return nil // recorded by the next import
+	}
+	fp, err := transit.WrappingKeyFingerprint(ctx, p.config())
+	if err != nil {
+		return &storeError{store: "transit", err: err}
+	}
+	if fp != p.WrappingKeyFingerprint {
+		return wrappingKeyChanged(fmt.Errorf("%w: mount %q at %s presents wrapping key %s, not %s", transit.ErrWrappingKeyChanged, p.Mount, p.Address, fp, p.WrappingKeyFingerprint))
+	}
+	return nil
+}
+
+// wrappingKeyChanged is the operator's to resolve: a transit re-created on
+// purpose is accepted by deleting the config and writing it again.
+func wrappingKeyChanged(err error) error {
+	return badInput("transit_wrapping_key_fingerprint: the transit wrapping key changed, so no secret is wrapped for it (%v); if transit was re-created on purpose, delete the config and write it again", err)
 }
 
 func (p *transitParams) forRotation(newAccessKey string) (storeParams, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -15,6 +16,11 @@ import (
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 )
+
+// ErrWrappingKeyChanged is an import refused because the mount's wrapping
+// key is not the one Config.WrappingKey names: whoever holds the new one's
+// private key could unwrap the secret.
+var ErrWrappingKeyChanged = errors.New("transit: the mount's wrapping key changed")
 
 // Import creates the transit key cfg.Name of type hmac holding
 // K = "AWS4"+secret, wrapped for transit's BYOK import, not exportable and
@@ -62,12 +68,36 @@ func (k *Key) ImportVersion(ctx context.Context, secret string) error {
 	return k.Refresh(ctx)
 }
 
+// WrappingKeyFingerprint is the SHA-256, in hex, of the DER
+// SubjectPublicKeyInfo of the wrapping key cfg's mount presents now.
+func WrappingKeyFingerprint(ctx context.Context, cfg Config) (string, error) {
+	client, err := cfg.client()
+	if err != nil {
+		return "", err
+	}
+	k := &Key{client: client, mount: cfg.mount()}
+	_, fp, err := k.wrappingKey(ctx)
+	return fp, err
+}
+
+// WrappingKeyFingerprint is the fingerprint of the wrapping key the last
+// import through k used; empty before one.
+func (k *Key) WrappingKeyFingerprint() string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.wrapping
+}
+
 // importK wraps K with a fresh AES-256 key (AES-KWP) and that key with the
-// mount's RSA wrapping key (OAEP-SHA256), as transit's BYOK import expects.
+// mount's RSA wrapping key (OAEP-SHA256), as transit's BYOK import expects,
+// once the wrapping key is known to be the expected one.
 func (k *Key) importK(ctx context.Context, suffix, secret string, params map[string]any) error {
-	pub, err := k.wrappingKey(ctx)
+	pub, fp, err := k.wrappingKey(ctx)
 	if err != nil {
 		return err
+	}
+	if k.wantWrapping != "" && fp != k.wantWrapping {
+		return fmt.Errorf("%w: mount %q at %s presents wrapping key %s, not %s", ErrWrappingKeyChanged, k.mount, k.client.Address(), fp, k.wantWrapping)
 	}
 	key := []byte("AWS4" + secret)
 	defer clear(key)
@@ -93,31 +123,41 @@ func (k *Key) importK(ctx context.Context, suffix, secret string, params map[str
 	if _, err := k.client.Logical().WriteWithContext(ctx, k.mount+"/keys/"+k.name+suffix, params); err != nil {
 		return k.storeError("import", err)
 	}
+	k.mu.Lock()
+	k.wrapping = fp
+	k.mu.Unlock()
 	return nil
 }
 
-func (k *Key) wrappingKey(ctx context.Context) (*rsa.PublicKey, error) {
+// wrappingKey reads the mount's wrapping key and its fingerprint.
+func (k *Key) wrappingKey(ctx context.Context) (*rsa.PublicKey, string, error) {
 	s, err := k.client.Logical().ReadWithContext(ctx, k.mount+"/wrapping_key")
 	if err != nil {
-		return nil, k.storeError("read wrapping key", err)
+		return nil, "", k.storeError("read wrapping key", err)
 	}
 	if s == nil || s.Data == nil {
-		return nil, fmt.Errorf("transit: mount %q has no wrapping key", k.mount)
+		return nil, "", fmt.Errorf("transit: mount %q has no wrapping key", k.mount)
 	}
 	pemKey, _ := s.Data["public_key"].(string)
 	block, _ := pem.Decode([]byte(pemKey))
 	if block == nil {
-		return nil, errors.New("transit: wrapping key is not PEM")
+		return nil, "", errors.New("transit: wrapping key is not PEM")
 	}
 	parsed, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("transit: wrapping key: %w", err)
+		return nil, "", fmt.Errorf("transit: wrapping key: %w", err)
 	}
 	pub, ok := parsed.(*rsa.PublicKey)
 	if !ok {
-		return nil, errors.New("transit: wrapping key is not RSA")
+		return nil, "", errors.New("transit: wrapping key is not RSA")
 	}
-	return pub, nil
+	// Re-encoded, so that the fingerprint does not depend on how Vault wrote it.
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, "", fmt.Errorf("transit: wrapping key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return pub, hex.EncodeToString(sum[:]), nil
 }
 
 // Destroy deletes the transit key cfg names: transit first has to be told

@@ -32,6 +32,9 @@ type Config struct {
 	Name      string // the transit key's name
 	// Version pins a key version; 0 uses the latest.
 	Version int
+	// WrappingKey, when set, is the fingerprint (see WrappingKeyFingerprint)
+	// the mount's wrapping key must have for an import to wrap a secret for it.
+	WrappingKey string
 	// Client, when set, is used instead of Address, Token, Namespace and CACert.
 	Client *api.Client
 }
@@ -82,6 +85,9 @@ type Key struct {
 	client      *api.Client
 	mount, name string
 	pinned      int
+	// wantWrapping and wrapping: the wrapping key an import must use, and
+	// the one the last import used.
+	wantWrapping, wrapping string
 
 	mu       sync.RWMutex
 	version  int    // the version HMACs use: pinned, or the latest when opened
@@ -113,7 +119,7 @@ func newKey(cfg Config, accessKeyID string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{accessKeyID: accessKeyID, client: client, mount: cfg.mount(), name: cfg.Name, pinned: cfg.Version}, nil
+	return &Key{accessKeyID: accessKeyID, client: client, mount: cfg.mount(), name: cfg.Name, pinned: cfg.Version, wantWrapping: cfg.WrappingKey}, nil
 }
 
 // Refresh rereads the key's latest version, so that a version imported since
