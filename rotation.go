@@ -32,6 +32,12 @@ type rotationWAL struct {
 	OldStore     map[string]any `json:"old_store"`
 	NewAccessKey string         `json:"new_access_key,omitempty"`
 	NewStore     map[string]any `json:"new_store,omitempty"`
+	// User (the ARN the rotation ran as) and the window from Started to
+	// Until, when IAM may have made the new key, let a replay recognise a
+	// key the log does not name yet: a crash during CreateAccessKey.
+	User    string    `json:"user,omitempty"`
+	Started time.Time `json:"started,omitempty"`
+	Until   time.Time `json:"until,omitempty"`
 }
 
 // rotation is one rotation's state, step by step.
@@ -45,7 +51,8 @@ type rotation struct {
 	wal      rotationWAL
 	newCfg   *pluginConfig
 	newKey   storeKey
-	switched bool // the new key's engine is installed and owns it
+	switched bool     // the new key's engine is installed and owns it
+	warnings []string // for the response: keys an earlier rotation's replay kept
 }
 
 // rotateRoot makes a new IAM access key through the store, imports its
@@ -66,7 +73,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*logical.R
 			return nil, err
 		}
 	}
-	warnings := r.retireOld(ctx)
+	warnings := append(r.warnings, r.retireOld(ctx)...)
 	resp := &logical.Response{Data: map[string]any{"access_key": r.newCfg.AccessKey, "previous_access_key": r.cfg.AccessKey}}
 	for _, w := range warnings {
 		resp.AddWarning(w)
@@ -75,7 +82,8 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*logical.R
 }
 
 func (b *backend) startRotation(ctx context.Context, s logical.Storage) (*rotation, error) {
-	if err := b.replayRotations(ctx, s); err != nil {
+	warnings, err := b.replayRotations(ctx, s)
+	if err != nil {
 		return nil, err
 	}
 	cfg, err := b.config(ctx, s)
@@ -89,7 +97,7 @@ func (b *backend) startRotation(ctx context.Context, s logical.Storage) (*rotati
 	if err != nil {
 		return nil, err
 	}
-	return &rotation{b: b, s: s, cfg: cfg, old: e}, nil
+	return &rotation{b: b, s: s, cfg: cfg, old: e, warnings: warnings}, nil
 }
 
 // callAWS runs one STS or IAM call within sts_timeout, its failure classified.
@@ -154,14 +162,8 @@ func (r *rotation) checkStore(ctx context.Context) error {
 // plugin's, takes the user's other slot: the plugin never deletes a key it
 // did not create.
 func (r *rotation) checkKeys(ctx context.Context) error {
-	err := r.old.callAWS(ctx, "GetCallerIdentity", func(ctx context.Context) error {
-		me, err := r.old.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-		if err == nil {
-			r.user = aws.ToString(me.Arn)
-		}
-		return err
-	})
-	if err != nil {
+	var err error
+	if r.user, err = r.old.callerARN(ctx); err != nil {
 		return err
 	}
 	keys, err := r.old.accessKeys(ctx)
@@ -176,35 +178,74 @@ func (r *rotation) checkKeys(ctx context.Context) error {
 	return nil
 }
 
-// create logs the rotation, makes the new IAM key and imports its secret.
+// callerARN is who the engine's key belongs to, asked of STS.
+func (e *engine) callerARN(ctx context.Context) (arn string, err error) {
+	err = e.callAWS(ctx, "GetCallerIdentity", func(ctx context.Context) error {
+		me, err := e.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err == nil {
+			arn = aws.ToString(me.Arn)
+		}
+		return err
+	})
+	return arn, err
+}
+
+// create logs the rotation, makes the new IAM key, names it in the log
+// and imports its secret.
 func (r *rotation) create(ctx context.Context) error {
-	r.wal = rotationWAL{OldAccessKey: r.cfg.AccessKey, OldStore: storeRef(r.cfg)}
+	// CreateAccessKey runs within sts_timeout, so IAM makes the key, if at
+	// all, between now and then.
+	start := time.Now().UTC()
+	r.wal = rotationWAL{OldAccessKey: r.cfg.AccessKey, OldStore: storeRef(r.cfg),
+		User: r.user, Started: start, Until: start.Add(r.cfg.stsTimeout())}
 	if err := r.logWAL(ctx); err != nil {
 		return err
 	}
+	if err := r.b.hook("logged"); err != nil {
+		return err
+	}
+	out, err := r.createKey(ctx)
+	if err != nil {
+		return err
+	}
+	newID, secret := aws.ToString(out.AccessKeyId), aws.ToString(out.SecretAccessKey)
+	out.SecretAccessKey = nil // the only other reference
+	if err := r.b.hook("created"); err != nil {
+		return err
+	}
+	r.wal.NewAccessKey = newID
+	// The secret lives in this frame only; Go strings cannot be zeroed, so
+	// its last references go when importNew returns.
+	if err = r.logWAL(ctx); err == nil {
+		err = r.importNew(ctx, newID, secret)
+	}
+	if err != nil {
+		r.undo(ctx, newID)
+		return err
+	}
+	r.newCfg.AccessKeyCreated = aws.ToTime(out.CreateDate).UTC()
+	return r.b.hook("imported")
+}
+
+// createKey asks IAM for the new key. When IAM answered with a refusal it
+// made none, and the log goes; when it did not answer, the log stays and
+// its window lets the next replay find a key IAM made anyway.
+func (r *rotation) createKey(ctx context.Context) (*types.AccessKey, error) {
 	var out *iam.CreateAccessKeyOutput
 	err := r.old.callAWS(ctx, "CreateAccessKey", func(ctx context.Context) (err error) {
 		out, err = r.old.iam.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{})
 		return err
 	})
-	if err != nil {
+	var refused *stscreds.Error
+	switch {
+	case err == nil:
+		return out.AccessKey, nil
+	case errors.As(err, &refused) && refused.Code != "":
 		r.dropWAL(ctx)
-		return err
+	default:
+		r.b.Logger().Warn("rotation: IAM did not answer CreateAccessKey; the next rotation or the WAL rollback removes any key it made", "error", err)
 	}
-	newID, secret := aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)
-	created := aws.ToTime(out.AccessKey.CreateDate)
-	out.AccessKey.SecretAccessKey = nil // the only other reference
-	if err := r.b.hook("created"); err != nil {
-		return err
-	}
-	// The secret lives in this frame only; Go strings cannot be zeroed, so
-	// its last references go when importNew returns.
-	if err := r.importNew(ctx, newID, secret); err != nil {
-		r.undo(ctx, newID)
-		return err
-	}
-	r.newCfg.AccessKeyCreated = created.UTC()
-	return r.b.hook("imported")
+	return nil, err
 }
 
 // importNew imports the new secret as a new store object and logs it.
@@ -298,7 +339,7 @@ func (r *rotation) retireOld(ctx context.Context) []string {
 // undo removes a new key that was never switched to, from IAM and the store.
 func (r *rotation) undo(ctx context.Context, newID string) {
 	r.wal.NewAccessKey = newID
-	if err := r.b.undoUnswitched(ctx, r.s, r.cfg, r.wal); err != nil {
+	if _, err := r.b.undoUnswitched(ctx, r.s, r.cfg, r.wal); err != nil {
 		r.b.Logger().Warn("rotation: could not remove the unused new key; it will be retried", "new_access_key", newID, "error", err)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,8 +106,10 @@ func TestRotationOldKeyDeleteFails(t *testing.T) {
 }
 
 // A crash between every two steps, then the rollback or the next rotation.
+// After "created" the log does not name the new key yet: the replay finds
+// it by the user and the logged window.
 func TestRotationCrashes(t *testing.T) {
-	for _, step := range []string{"created", "imported", "verified", "switched"} {
+	for _, step := range []string{"logged", "created", "imported", "verified", "switched"} {
 		for _, recover := range []string{"rollback", "next rotation"} {
 			t.Run(step+"/"+recover, func(t *testing.T) {
 				e := rotationEnv(t)
@@ -442,4 +445,96 @@ func calls(peer *ststest.Server, action string) int {
 		}
 	}
 	return n
+}
+
+// A log that does not name its new key deletes only a key it can prove the
+// rotation made: the configured user's, created within the logged window.
+// Anything else is kept, with a warning.
+func TestRotationReplayKeepsKeysItDidNotMake(t *testing.T) {
+	tests := []struct {
+		name   string
+		crash  func(t *testing.T, e *testEnv) (kept string)
+		reason string
+	}{
+		{"administrator's key after the window", func(t *testing.T, e *testEnv) string {
+			crashAt(t, e, "logged")
+			id, _ := e.peer.AddUserKeyAt("vault", time.Now().Add(30*time.Minute))
+			return id
+		}, "outside the rotation's window"},
+		{"administrator's key before the window", func(t *testing.T, e *testEnv) string {
+			crashAt(t, e, "logged")
+			id, _ := e.peer.AddUserKeyAt("vault", time.Now().Add(-time.Hour))
+			return id
+		}, "outside the rotation's window"},
+		{"config now another user's", func(t *testing.T, e *testEnv) string {
+			crashAt(t, e, "logged")
+			id, secret := e.peer.AddUser("other")
+			e.mustWrite(t, "config", map[string]any{"access_key": id, "secret_key": secret, "tink_keyset": ""})
+			second, _ := e.peer.AddUserKeyAt("other", time.Now()) // inside the window
+			return second
+		}, "not to arn:aws:iam::123456789012:user/vault"},
+		{"log from an older version", func(t *testing.T, e *testEnv) string {
+			old := map[string]any{"old_access_key": keytest.AccessKeyID, "old_store": map[string]any{}}
+			if _, err := framework.PutWAL(context.Background(), e.storage, walRotateRoot, old); err != nil {
+				t.Fatal(err)
+			}
+			id, _ := e.peer.AddUserKeyAt("vault", time.Now())
+			return id
+		}, "older version"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := rotationEnv(t)
+			kept := tt.crash(t, e)
+			warnings, err := e.b.replayRotations(context.Background(), e.storage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) != 1 || !strings.Contains(warnings[0], kept) || !strings.Contains(warnings[0], tt.reason) {
+				t.Fatalf("warnings %q, want one naming %s: %s", warnings, kept, tt.reason)
+			}
+			if !slices.Contains(e.peer.AccessKeyIDs(userOf(kept, e)), kept) || walCount(t, e) != 0 {
+				t.Fatalf("the key %s was deleted, or the log left (%d)", kept, walCount(t, e))
+			}
+			if key := configuredKey(t, e); !slices.Contains(e.peer.AccessKeyIDs(userOf(key, e)), key) {
+				t.Fatal("the configured key was deleted")
+			}
+		})
+	}
+}
+
+// crashAt stops a rotation after step, as a crash would.
+func crashAt(t *testing.T, e *testEnv, step string) {
+	t.Helper()
+	e.b.rotationHook = func(s string) bool { return s == step }
+	defer func() { e.b.rotationHook = nil }()
+	if resp, err := e.request(t, logical.UpdateOperation, "config/rotate-root", nil); err == nil && !resp.IsError() {
+		t.Fatal("the crash did not stop the rotation")
+	}
+}
+
+// userOf is the peer's user that holds a key: vault or other.
+func userOf(id string, e *testEnv) string {
+	if slices.Contains(e.peer.AccessKeyIDs("other"), id) {
+		return "other"
+	}
+	return "vault"
+}
+
+// A crash during CreateAccessKey after IAM made the key: the next rotation
+// finds it by the user and window, deletes it, and rotates.
+func TestRotationReplayDeletesItsUnnamedKey(t *testing.T) {
+	e := rotationEnv(t)
+	crashAt(t, e, "created")
+	if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 2 || walCount(t, e) != 1 {
+		t.Fatalf("after the crash: IAM %v, log %d", ids, walCount(t, e))
+	}
+	resp := e.mustWrite(t, "config/rotate-root", nil)
+	if len(resp.Warnings) != 0 {
+		t.Fatalf("warnings: %v", resp.Warnings)
+	}
+	exactlyOne(t, e)
+	if walCount(t, e) != 0 {
+		t.Fatal("log left")
+	}
 }

@@ -238,6 +238,17 @@ func (s *Server) AddUserKey(name, accessKeyID, secretAccessKey string) {
 	}
 }
 
+// AddUserKeyAt makes a long-term key as an administrator would, for any
+// user and with IAM's CreateDate set to created, bypassing the two-key
+// limit; it returns the key.
+func (s *Server) AddUserKeyAt(name string, created time.Time) (accessKeyID, secretAccessKey string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.newLongTermKeyLocked(name)
+	k.created, k.usableAt = created, time.Time{}
+	return k.id, k.secret
+}
+
 // AddRole makes a role assumable.
 func (s *Server) AddRole(r Role) {
 	if r.MaxSessionDuration == 0 {
