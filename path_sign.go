@@ -56,6 +56,7 @@ func pathSign(b *backend) *framework.Path {
 			"region":       {Type: framework.TypeString, Description: "Region to sign for; default: the config's region."},
 			"presign":      {Type: framework.TypeBool, Description: "Return a presigned URL instead of headers."},
 			"expires":      {Type: framework.TypeDurationSecond, Description: "Validity of a presigned URL, at most 7 days. Default 15m."},
+			"batch_input":  batchInputField,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -76,6 +77,7 @@ var signResponses = map[int][]framework.Response{http.StatusOK: {{
 		"url":            {Type: framework.TypeString, Description: "The URL to send: the request's URL with its query in canonical order, or the presigned URL."},
 		"signed_headers": {Type: framework.TypeString, Description: "The headers covered by the signature."},
 		"expiration":     {Type: framework.TypeString, Description: "When a presigned URL stops working, RFC 3339."},
+		"batch_results":  batchResultsField,
 	},
 }}}
 
@@ -97,15 +99,11 @@ type signRequest struct {
 }
 
 func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if _, batch := d.Raw["batch_input"]; batch {
+		return b.pathSignBatch(ctx, req, d)
+	}
 	name := d.Get("name").(string)
-	role, err := b.existingRole(ctx, req.Storage, name)
-	if err != nil {
-		return b.respond(nil, err)
-	}
-	cfg, err := b.config(ctx, req.Storage)
-	if err == nil && cfg == nil {
-		err = errNotConfigured
-	}
+	role, cfg, err := b.signRole(ctx, req.Storage, name)
 	if err != nil {
 		return b.respond(nil, err)
 	}
@@ -118,18 +116,23 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 	var resp *logical.Response
 	err = b.withEngine(ctx, req.Storage, func(e *engine) error {
-		key, token := hmac.Key(e.key), ""
-		if role.SignWith == signWithSession {
-			s, err := e.sessionFor(ctx, name, role)
-			if err != nil {
-				return err
-			}
-			key, token = s.key, s.token
-		}
-		resp, err = e.sign(ctx, in, key, token)
+		resp, err = (&signing{e: e, name: name, role: role}).sign(ctx, in)
 		return err
 	})
 	return b.respond(resp, err)
+}
+
+// signRole is the role a sign/ call names and the config it signs with.
+func (b *backend) signRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, *pluginConfig, error) {
+	role, err := b.existingRole(ctx, s, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := b.config(ctx, s)
+	if err == nil && cfg == nil {
+		err = errNotConfigured
+	}
+	return role, cfg, err
 }
 
 func parseSignRequest(d *framework.FieldData, defaultRegion string) (*signRequest, error) {
@@ -365,4 +368,11 @@ exactly. SigV4's own parameters may not be given in headers or in the query;
 a signed body needs its Content-Type; x-amz-copy-source must name an object
 within the same scope. A request outside the scope is refused with 403 and
 the reason; malformed input with 400 naming the field.
+
+batch_input takes many requests in one call, a list of objects with the
+fields above, and answers batch_results in the same order: each item is
+screened, judged and signed as it would be alone, and carries status 200 and
+that call's fields, or the status and reason it alone would have had; one bad
+item never fails the others. More than 1000 items, or 16 MiB in all, is
+refused whole with a 400 naming the limit.
 `

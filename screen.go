@@ -2,6 +2,7 @@ package awshmac
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,6 +20,8 @@ const (
 	maxURLLength    = 8 << 10
 	maxFieldLength  = 16 << 10 // any other string field
 	maxListItems    = 64       // any list or map field, unless fieldLimits says less
+	maxBatchItems   = 1000     // sign/'s batch_input; each item has a single call's limits
+	maxBatchBytes   = 16 << 20 // every name and value in batch_input together
 )
 
 // fieldLimits are the fields whose raw length differs from maxFieldLength.
@@ -40,8 +43,13 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 }
 
 // HandleExistenceCheck screens too: Vault asks it first on every write,
-// and the framework converts every field for it.
+// and for a path with an existence check the framework converts every
+// field. A path without one (sign/) is answered at once: its request is
+// screened when it comes, and Vault asks on every write.
 func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if p := b.screenedFor(req.Path); p != nil && !p.existenceCheck {
+		return false, false, nil
+	}
 	if err := b.screen(req); err != nil {
 		return false, false, errutil.UserError{Err: err.Error()}
 	}
@@ -50,31 +58,51 @@ func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request
 
 // screenedPath is a path's pattern, compiled as the framework compiles it.
 type screenedPath struct {
-	re     *regexp.Regexp
-	fields map[string]*framework.FieldSchema
+	re             *regexp.Regexp
+	fields         map[string]*framework.FieldSchema
+	existenceCheck bool
 }
 
 func (b *backend) initScreen() {
 	for _, p := range b.Paths {
-		b.screened = append(b.screened, screenedPath{re: regexp.MustCompile(p.Pattern), fields: p.Fields})
+		b.screened = append(b.screened, screenedPath{re: regexp.MustCompile(p.Pattern), fields: p.Fields, existenceCheck: p.ExistenceCheck != nil})
 	}
+}
+
+// screenedFor is the path req.Path names, as the framework routes it; nil
+// when none does.
+func (b *backend) screenedFor(path string) *screenedPath {
+	for i := range b.screened {
+		if b.screened[i].re.MatchString(path) {
+			return &b.screened[i]
+		}
+	}
+	return nil
 }
 
 func (b *backend) screen(req *logical.Request) error {
 	if req.Operation == logical.HelpOperation || len(req.Data) == 0 {
 		return nil
 	}
-	for _, p := range b.screened {
-		if p.re.MatchString(req.Path) {
-			if _, signs := p.fields["headers"]; signs {
-				if err := headersFromPairs(req.Data); err != nil {
-					return err
-				}
-			}
-			return screenFields(req.Data, p.fields, p.re.SubexpNames())
+	p := b.screenedFor(req.Path)
+	if p == nil {
+		return nil
+	}
+	if _, signs := p.fields["headers"]; signs {
+		if err := headersFromPairs(req.Data); err != nil {
+			return err
 		}
 	}
-	return nil
+	return screenFields(req.Data, p.fields, p.re.SubexpNames())
+}
+
+// screenItem screens one of batch_input's items as a single call is
+// screened, against the fields an item may carry.
+func screenItem(item map[string]any, fields map[string]*framework.FieldSchema) error {
+	if err := headersFromPairs(item); err != nil {
+		return err
+	}
+	return screenFields(item, fields, nil)
 }
 
 // headersFromPairs turns sign/'s headers given as Name=value strings — as
@@ -136,8 +164,11 @@ func screenFields(data map[string]any, fields map[string]*framework.FieldSchema,
 }
 
 func screenSize(name string, v any) error {
-	if name == "headers" {
+	switch name {
+	case "headers":
 		return screenHeaders(v)
+	case "batch_input":
+		return screenBatch(v)
 	}
 	limit := maxFieldLength
 	if l, ok := fieldLimits[name]; ok {
@@ -196,6 +227,50 @@ func screenHeaders(v any) error {
 		}
 	}
 	return nil
+}
+
+// screenBatch bounds batch_input as a whole: the number of items and the
+// bytes of all their names and values. Each item is screened on its own
+// when the batch is answered, so one bad item fails only itself.
+func screenBatch(v any) error {
+	items, ok := v.([]any)
+	if !ok {
+		return badInput("batch_input must be a list of objects, each a request's fields")
+	}
+	if len(items) > maxBatchItems {
+		return badInput("batch_input: more than %d items", maxBatchItems)
+	}
+	if batchBytes(items, maxBatchBytes) > maxBatchBytes {
+		return badInput("batch_input: more than %d bytes in all", maxBatchBytes)
+	}
+	return nil
+}
+
+// batchBytes counts every name and value in items, stopping once past
+// limit; a walk with its own stack, however deep the JSON nests.
+func batchBytes(items []any, limit int) int {
+	total := 0
+	stack := append([]any(nil), items...)
+	for len(stack) > 0 && total <= limit {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch t := v.(type) {
+		case string:
+			total += len(t)
+		case json.Number:
+			total += len(t)
+		case map[string]any:
+			for k, e := range t {
+				total += len(k)
+				stack = append(stack, e)
+			}
+		case []any:
+			stack = append(stack, t...)
+		default:
+			total += 8 // a number, a boolean or null
+		}
+	}
+	return total
 }
 
 // screenType converts the field as the framework will, reporting a failure
