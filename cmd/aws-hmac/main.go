@@ -6,6 +6,7 @@
 //	aws-hmac serve -role R                 a container-credentials endpoint
 //	aws-hmac exec -role R -- CMD ARGS...   CMD with that endpoint
 //	aws-hmac proxy -role R                 a local endpoint that has Vault sign every request
+//	aws-hmac presign -role R URL...        presigned URLs, many in one call
 package main
 
 import (
@@ -22,6 +23,7 @@ var subcommands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"serve":              runServe,
 	"exec":               runExec,
 	"proxy":              runProxy,
+	"presign":            runPresign,
 }
 
 const usage = `Usage: aws-hmac <command> [flags]
@@ -31,6 +33,7 @@ Commands:
   serve               serve creds/<role> as a container-credentials endpoint on loopback
   exec                run a command with that endpoint, and no key in its environment
   proxy               a local endpoint that has Vault sign each request through sign/<role>
+  presign             presigned URLs from sign/<role>, many in one call, one per line
 
 Vault is reached as the vault CLI reaches it: -address or VAULT_ADDR,
 -namespace or VAULT_NAMESPACE, -ca-cert or VAULT_CACERT; the token from
