@@ -294,6 +294,7 @@ func TestPluginEndToEnd(t *testing.T) {
 	t.Run("allow-lists", w.runAllowLists)
 	t.Run("scope", w.runScope)
 	t.Run("attestation", w.runAttestation)
+	t.Run("batch", w.runBatch)
 	w.checkNothingLeaked(t)
 }
 
