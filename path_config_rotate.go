@@ -75,7 +75,14 @@ rotation_verify_timeout while IAM propagates it), switches the config to it,
 and deletes the old key from IAM and, unless old_store_object=keep, from the
 store. Only the access key IDs are returned; the new secret never reaches
 storage, a log, an error or a response. A crash at any step is finished or
-undone by the write-ahead log.
+undone by the write-ahead log, which deletes only keys it can prove the
+rotation made (by user and creation time) and warns of any other.
+
+With the transit store, the new secret is wrapped only for the wrapping key
+recorded at the first import (transit_wrapping_key_fingerprint); another
+one stops the rotation before IAM makes a key. The config stays writable
+during old_key_grace; a write that points it away from the new key keeps
+both keys, with a warning.
 
 The user needs iam:CreateAccessKey, iam:DeleteAccessKey and
 iam:ListAccessKeys on itself, and must not hold a second key the plugin did

@@ -38,6 +38,8 @@ type rotationWAL struct {
 	User    string    `json:"user,omitempty"`
 	Started time.Time `json:"started,omitempty"`
 	Until   time.Time `json:"until,omitempty"`
+	// Switched: the config named the new key; only the old one may go.
+	Switched bool `json:"switched,omitempty"`
 }
 
 // rotation is one rotation's state, step by step.
@@ -57,7 +59,8 @@ type rotation struct {
 
 // rotateRoot makes a new IAM access key through the store, imports its
 // secret straight into the store as a new object, proves it, switches to
-// it and deletes the old key. Callers hold configLock. The new secret is
+// it and deletes the old key. Callers hold configLock; it is let go during
+// old_key_grace and held again when rotateRoot returns. The new secret is
 // never stored, logged or returned.
 func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*logical.Response, error) {
 	r, err := b.startRotation(ctx, s)
@@ -316,24 +319,38 @@ func (r *rotation) switchOver(ctx context.Context) error {
 	}
 	r.b.install(e)
 	r.switched = true
+	r.wal.Switched = true
+	if err := r.logWAL(ctx); err != nil {
+		// The config names the new key: a replay reads that as switched too.
+		r.b.Logger().Warn("rotation: cannot log the switch", "error", err)
+	}
 	return r.b.hook("switched")
 }
 
-// retireOld deletes the old IAM key and store object. A failure leaves the
-// log in place, so the next rotation or the WAL rollback finishes the job.
+// retireOld waits old_key_grace, so that requests signed with the old key
+// just before the switch still work, then deletes the old IAM key and
+// store object. The wait holds no lock, so config reads, writes and engine
+// builds go on; the deletion, under configLock again, replays the log
+// against the config as it is then: a config that no longer names the new
+// key gets nothing deleted. A failure leaves the log for the next rotation
+// or the WAL rollback.
 func (r *rotation) retireOld(ctx context.Context) []string {
-	// Requests signed with the old key just before the switch still work
-	// for old_key_grace.
+	r.b.configLock.Unlock()
 	select {
 	case <-time.After(r.newCfg.oldKeyGrace()):
 	case <-ctx.Done():
 	}
-	if err := r.b.finishSwitched(ctx, r.s, r.newCfg, r.wal); err != nil {
+	r.b.configLock.Lock()
+	if entry, err := framework.GetWAL(ctx, r.s, r.walID); err == nil && entry == nil {
+		return nil // a rotation or rollback in the meantime finished it
+	}
+	warnings, err := r.b.rollbackRotation(ctx, r.s, r.wal)
+	if err != nil {
 		r.b.Logger().Warn("rotation: the old key is not yet deleted; it will be retried", "old_access_key", r.wal.OldAccessKey, "error", err)
-		return []string{fmt.Sprintf("the old access key %s could not be deleted yet; the next rotation or the WAL rollback will retry", r.wal.OldAccessKey)}
+		return append(warnings, fmt.Sprintf("the old access key %s could not be deleted yet; the next rotation or the WAL rollback will retry", r.wal.OldAccessKey))
 	}
 	r.dropWAL(ctx)
-	return nil
+	return warnings
 }
 
 // undo removes a new key that was never switched to, from IAM and the store.

@@ -538,3 +538,75 @@ func TestRotationReplayDeletesItsUnnamedKey(t *testing.T) {
 		t.Fatal("log left")
 	}
 }
+
+// The old key's grace holds no lock: during it a config read, a config
+// write and an engine build each finish before the rotation returns; the
+// old key is deleted after the grace, unless a write in the meantime
+// pointed the config back at it.
+func TestRotationGraceHoldsNoLock(t *testing.T) {
+	for _, write := range []string{"another setting", "back to the old key"} {
+		t.Run(write, func(t *testing.T) {
+			e := rotationEnv(t)
+			e.mustWrite(t, "config", map[string]any{"old_key_grace": "3s"})
+			old, _ := e.b.config(context.Background(), e.storage)
+			switched := make(chan struct{})
+			e.b.rotationHook = func(step string) bool {
+				if step == "switched" {
+					close(switched)
+				}
+				return false
+			}
+			type answer struct {
+				resp *logical.Response
+				err  error
+			}
+			rotated, finished := make(chan answer, 1), make(chan struct{})
+			go func() {
+				defer close(finished)
+				req := &logical.Request{Operation: logical.UpdateOperation, Path: "config/rotate-root", Storage: e.storage}
+				resp, err := e.b.HandleRequest(context.Background(), req)
+				rotated <- answer{resp, err}
+			}()
+			t.Cleanup(func() { <-finished })
+			<-switched
+			if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 2 {
+				t.Fatalf("IAM holds %v during the grace", ids)
+			}
+			stillRotating := func(what string) {
+				select {
+				case <-rotated:
+					t.Fatalf("the %s finished only after the rotation", what)
+				default:
+				}
+			}
+			if resp, err := e.request(t, logical.ReadOperation, "config", nil); status(resp, err) != http.StatusOK {
+				t.Fatalf("config read: %v %v", err, resp)
+			}
+			stillRotating("config read")
+			data := map[string]any{"max_retries": 2}
+			if write == "back to the old key" {
+				data = map[string]any{"access_key": old.AccessKey, "tink_keyset": old.store.(*tinkParams).Keyset}
+			}
+			e.mustWrite(t, "config", data)
+			stillRotating("config write")
+			e.b.dropConfig() // as another node's write does: the next request builds the engine
+			if !works(t, e) {
+				t.Fatal("the configured key does not work")
+			}
+			stillRotating("engine build")
+			got := <-rotated
+			resp := got.resp
+			if got.err != nil || resp.IsError() {
+				t.Fatalf("rotation: %v %v", got.err, resp)
+			}
+			if write == "another setting" {
+				exactlyOne(t, e)
+			} else if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 2 || configuredKey(t, e) != old.AccessKey || len(resp.Warnings) != 1 {
+				t.Fatalf("IAM holds %v, config names %s, warnings %v", ids, configuredKey(t, e), resp.Warnings)
+			}
+			if walCount(t, e) != 0 {
+				t.Fatal("log left")
+			}
+		})
+	}
+}

@@ -56,9 +56,10 @@ func (b *backend) replayRotations(ctx context.Context, s logical.Storage) ([]str
 	return warnings, nil
 }
 
-// rollbackRotation: a new key that was switched to has its old one
-// deleted; one that was never switched to is deleted itself. A key it
-// cannot prove the rotation made is kept, with a warning, logged here.
+// rollbackRotation, against the config as it is now: a new key the config
+// names has its old one deleted; one never switched to is deleted itself;
+// after a switch the config has moved on from, nothing is. Keys it keeps
+// are warned of, in the log and to the caller.
 func (b *backend) rollbackRotation(ctx context.Context, s logical.Storage, data any) ([]string, error) {
 	var w rotationWAL
 	if err := roundTrip(data, &w); err != nil {
@@ -68,10 +69,15 @@ func (b *backend) rollbackRotation(ctx context.Context, s logical.Storage, data 
 	if err != nil || cfg == nil {
 		return nil, err // no config: nothing the plugin can reach
 	}
-	if w.NewAccessKey != "" && cfg.AccessKey == w.NewAccessKey {
-		return nil, b.finishSwitched(ctx, s, cfg, w)
+	var warnings []string
+	switch {
+	case w.NewAccessKey != "" && cfg.AccessKey == w.NewAccessKey:
+		err = b.finishSwitched(ctx, s, cfg, w)
+	case w.Switched:
+		warnings = []string{fmt.Sprintf("rotation: the config changed after the switch from %s to %s and now names %s; neither key is deleted", w.OldAccessKey, w.NewAccessKey, cfg.AccessKey)}
+	default:
+		warnings, err = b.undoUnswitched(ctx, s, cfg, w)
 	}
-	warnings, err := b.undoUnswitched(ctx, s, cfg, w)
 	for _, msg := range warnings {
 		b.Logger().Warn(msg)
 	}
