@@ -59,13 +59,19 @@ func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request
 // screenedPath is a path's pattern, compiled as the framework compiles it.
 type screenedPath struct {
 	re             *regexp.Regexp
+	prefix         string // the pattern's literal start, to skip the others without running them
 	fields         map[string]*framework.FieldSchema
 	existenceCheck bool
 }
 
+// initScreen anchors each pattern as the framework does when it routes:
+// unanchored, "config" would screen sign/myconfig with config's fields.
 func (b *backend) initScreen() {
 	for _, p := range b.Paths {
-		b.screened = append(b.screened, screenedPath{re: regexp.MustCompile(p.Pattern), fields: p.Fields, existenceCheck: p.ExistenceCheck != nil})
+		pattern := strings.TrimSuffix(strings.TrimPrefix(p.Pattern, "^"), "$") + "$"
+		prefix, _ := regexp.MustCompile(pattern).LiteralPrefix()
+		b.screened = append(b.screened, screenedPath{re: regexp.MustCompile("^" + pattern), prefix: prefix,
+			fields: p.Fields, existenceCheck: p.ExistenceCheck != nil})
 	}
 }
 
@@ -73,8 +79,8 @@ func (b *backend) initScreen() {
 // when none does.
 func (b *backend) screenedFor(path string) *screenedPath {
 	for i := range b.screened {
-		if b.screened[i].re.MatchString(path) {
-			return &b.screened[i]
+		if p := &b.screened[i]; strings.HasPrefix(path, p.prefix) && p.re.MatchString(path) {
+			return p
 		}
 	}
 	return nil
@@ -282,6 +288,9 @@ func screenType(name string, v any, schema *framework.FieldSchema) error {
 			return badInput("%s must be a string (the value sent is not shown)", name)
 		}
 		return nil
+	}
+	if _, ok := v.(string); ok && schema.Type == framework.TypeString {
+		return nil // nothing to convert
 	}
 	fd := framework.FieldData{Raw: map[string]any{name: v}, Schema: map[string]*framework.FieldSchema{name: schema}}
 	if _, _, err := fd.GetOkErr(name); err != nil {
