@@ -59,9 +59,13 @@ type stsError struct {
 	err     error
 	timeout time.Duration // set when the deadline passed
 	code    int           // a status that overrides the derived one
+	detail  string        // what went wrong, when STS answered but not as it must
 }
 
 func (e *stsError) Error() string {
+	if e.detail != "" {
+		return fmt.Sprintf("STS %s: %s", e.op, e.detail)
+	}
 	if e.timeout > 0 {
 		return fmt.Sprintf("STS did not answer %s within sts_timeout (%s)", e.op, e.timeout)
 	}

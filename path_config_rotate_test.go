@@ -107,3 +107,34 @@ func TestRotationFailures(t *testing.T) {
 		})
 	}
 }
+
+// A new key that proves another identity than the user rotating — for
+// each key store: 502, the old key still configured and working, the new
+// key deleted from IAM, no log left.
+func TestRotationRefusesAnotherIdentity(t *testing.T) {
+	for _, store := range storeNames() {
+		t.Run(store, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.mustWrite(t, "config", with(e.storeConfig(t, store), "rotation_verify_timeout", "1s"))
+			e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+			before := configuredKey(t, e)
+			e.peer.NewKeysProveAs("arn:aws:iam::123456789012:user/intruder")
+			resp, err := e.request(t, logical.UpdateOperation, "config/rotate-root", nil)
+			if status(resp, err) != http.StatusBadGateway || !strings.Contains(errText(resp, err), "another identity") {
+				t.Fatalf("got %d %q, want 502 naming another identity", status(resp, err), errText(resp, err))
+			}
+			if got := configuredKey(t, e); got != before {
+				t.Fatalf("the config now names %s", got)
+			}
+			if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 1 || ids[0] != before {
+				t.Fatalf("IAM holds %v after the refused rotation", ids)
+			}
+			if n := walCount(t, e); n != 0 {
+				t.Fatalf("%d log entries left", n)
+			}
+			if !works(t, e) {
+				t.Fatal("the old key no longer works")
+			}
+		})
+	}
+}

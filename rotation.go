@@ -287,13 +287,15 @@ func (r *rotation) verify(ctx context.Context) error {
 		if err == nil && aws.ToString(me.Arn) == r.user {
 			return r.b.hook("verified")
 		}
+		detail := ""
 		if err == nil {
 			err = fmt.Errorf("the new key belongs to another identity")
+			detail = "the new key proves another identity than the user rotating; it was deleted and the old key kept"
 		}
 		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			r.undo(ctx, r.wal.NewAccessKey)
 			// The caller did nothing wrong: AWS would not take the new key.
-			return &stsError{op: "GetCallerIdentity (new key)", err: stscreds.WrapError("GetCallerIdentity", err), code: http.StatusBadGateway}
+			return &stsError{op: "GetCallerIdentity (new key)", err: stscreds.WrapError("GetCallerIdentity", err), code: http.StatusBadGateway, detail: detail}
 		}
 		select {
 		case <-time.After(wait):

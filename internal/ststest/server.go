@@ -75,19 +75,20 @@ type Server struct {
 
 	srv *httptest.Server
 
-	mu      sync.Mutex
-	keys    map[string]*accessKey
-	roles   map[string]Role
-	mfa     map[string]string // serial -> the valid token code
-	faults  []Fault
-	calls   []Call
-	now     func() time.Time
-	region  string
-	refused int
-	frozen  chan struct{}            // while non-nil, requests wait for it to close
-	delay   time.Duration            // before a created access key works
-	waiting int                      // requests held by frozen
-	held    map[string]chan struct{} // AssumeRole of these role ARNs waits
+	mu        sync.Mutex
+	keys      map[string]*accessKey
+	roles     map[string]Role
+	mfa       map[string]string // serial -> the valid token code
+	faults    []Fault
+	calls     []Call
+	now       func() time.Time
+	region    string
+	refused   int
+	frozen    chan struct{}            // while non-nil, requests wait for it to close
+	delay     time.Duration            // before a created access key works
+	newKeyARN string                   // set: created keys answer GetCallerIdentity as this ARN
+	waiting   int                      // requests held by frozen
+	held      map[string]chan struct{} // AssumeRole of these role ARNs waits
 }
 
 // New starts a server on 127.0.0.1. Close it when done.
@@ -342,8 +343,20 @@ func (s *Server) newLongTermKeyLocked(user string) *accessKey {
 		arn: userARN(user), userID: "AIDA" + randomID(17), created: s.now(), active: true,
 	}
 	k.usableAt = k.created.Add(s.delay)
+	if s.newKeyARN != "" {
+		k.arn = s.newKeyARN
+	}
 	s.keys[k.id] = k
 	return k
+}
+
+// NewKeysProveAs makes access keys created from now on answer
+// GetCallerIdentity as arn: a key that proves another identity than the
+// user it was made for.
+func (s *Server) NewKeysProveAs(arn string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.newKeyARN = arn
 }
 
 func (s *Server) newTemporaryKeyLocked(parent *accessKey, kind, arn, userID string, d time.Duration) *accessKey {
