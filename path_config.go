@@ -308,4 +308,14 @@ expire, and a read shows their TTL (<field>_ttl, <field>_renewable) and any
 problem (<field>_warning). sts_timeout bounds every STS call. Writes are
 applied one at a time; each replaces the cached key, clients and derived
 signing keys once the requests using them have finished.
+
+A stored credential is bound to where it goes: a write that changes the
+transit address, mount, namespace, CA or key name, the Tink KEK or its Vault,
+the PKCS#11 module or token, or the TPM device, parent or blobs must give the
+token, PIN or password again. Transit and KEK Vault addresses, KEK URIs and
+STS/IAM hosts must be allowed by the plugin's registration
+(AWS_HMAC_TRANSIT_ADDRESSES, AWS_HMAC_KEK_URIS, AWS_HMAC_STS_ENDPOINTS). A
+read returns the Tink keyset's fingerprint and key ID, never the keyset, and
+transit_wrapping_key_fingerprint: the transit wrapping key the first import
+used, which every later import must match.
 `
