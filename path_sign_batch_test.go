@@ -376,3 +376,34 @@ func TestSignBatchStoreDown(t *testing.T) {
 		t.Errorf("the plugin's log carries a refused item's value")
 	}
 }
+
+// BenchmarkSignBatchHandler is sign/ with batch_input inside the plugin,
+// 100 presigned URLs a call, with the JSON round trip of the gRPC hop.
+func BenchmarkSignBatchHandler(b *testing.B) {
+	t := &testing.T{}
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/signer", map[string]any{"sign_with": "key", "allowed_services": "s3", "allowed_regions": "*", "allowed_hosts": "*"})
+	items := make([]any, 100)
+	for i := range items {
+		items[i] = map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9000/testbucket/reports/2026/part-%03d.csv", i),
+			"service": "s3", "presign": true, "expires": json.Number("900")}
+	}
+	raw, _ := json.Marshal(map[string]any{"batch_input": items})
+	b.ReportAllocs()
+	for b.Loop() {
+		var data map[string]any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&data); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "sign/signer", Data: data, Storage: e.storage})
+		if err != nil || resp.IsError() {
+			b.Fatal(err, resp)
+		}
+		if _, err := json.Marshal(resp.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

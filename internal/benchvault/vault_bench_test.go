@@ -1,14 +1,16 @@
-// Package benchvault measures the plugin inside a real Vault: requests per
-// second of sign/ beside Vault's own paths and beside the plugin as built
-// at a baseline commit, mounted in the same Vault and measured alternately
-// in the same run, and the p50 latency of creds/ beside the bare STS call.
+// Package benchvault measures the plugin inside a real Vault, side by side
+// in one run: sign/ beside Vault's own paths and a role read; presigned
+// URLs per second in batches of 1, 10 and 100 beside single calls; sign/
+// and the p50 of creds/ beside the plugin as built at a baseline commit
+// and beside the bare STS call; and the CPU each process spends per
+// request. Loads are measured in interleaved rounds and latencies request
+// by request, so the machine's and the peer's drift falls on all alike.
 //
 // Run it with make bench-vault. Only ratios from one run mean anything.
 package benchvault
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -24,19 +26,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/hashicorp/vault/api"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
 )
 
 const (
-	pluginPkg   = "github.com/awshmac/vault-plugin-aws-hmac/cmd/vault-plugin-aws-hmac"
-	defaultBase = "7347647"
+	pluginPkg = "github.com/awshmac/vault-plugin-aws-hmac/cmd/vault-plugin-aws-hmac"
+	// defaultBase is the tree before batch_input and this round of sign/
+	// work: the previous state users run.
+	defaultBase = "23ccd53"
 	connections = 8
+	rounds      = 3
 	roleARN     = "arn:aws:iam::123456789012:role/bench"
+	current     = "aws-hmac"
+	base        = "aws-hmac-base"
 )
 
 // bench is one run's world.
@@ -44,13 +48,14 @@ type bench struct {
 	vault  *testenv.Vault
 	minio  *testenv.MinIO
 	client *http.Client
+	meters map[string]*cpuMeter // by mount
 }
 
 func BenchmarkVault(b *testing.B) {
 	dir := b.TempDir()
-	current := buildPlugin(b, "", filepath.Join(dir, "current"))
 	baseCommit := envOr("BENCH_VAULT_BASELINE", defaultBase)
-	baseline := buildPlugin(b, baseCommit, filepath.Join(dir, "baseline"))
+	bins := map[string]string{current: buildPlugin(b, "", filepath.Join(dir, "current")),
+		base: buildPlugin(b, baseCommit, filepath.Join(dir, "baseline"))}
 	w := &bench{
 		vault: testenv.StartVault(b, testenv.VaultOptions{LogLevel: "info"}), // as in production
 		minio: testenv.StartMinIO(b),
@@ -58,47 +63,23 @@ func BenchmarkVault(b *testing.B) {
 			MaxIdleConns: 2 * connections, MaxIdleConnsPerHost: 2 * connections,
 		}},
 	}
-	w.setup(b, map[string]string{"aws-hmac": current, "aws-hmac-base": baseline})
+	w.setup(b, bins)
 	dur := envDuration(b, "BENCH_VAULT_DURATION", 3*time.Second)
-
-	results := []row{
-		{"sys/health", w.rate(b, dur, http.MethodGet, "sys/health", nil)},
-		{"aws-hmac/roles/:name (read)", w.rate(b, dur, http.MethodGet, "aws-hmac/roles/signer", nil)},
-		{"transit/hmac (builtin)", w.rate(b, dur, http.MethodPost, "transit/hmac/bench", map[string]any{"input": base64.StdEncoding.EncodeToString([]byte("20261126"))})},
-	}
-	signBody := map[string]any{"url": w.minio.Endpoint + "/" + w.minio.Bucket + "/reports/2026/q3.csv", "service": "s3", "region": "us-east-1"}
-	var ratios []float64
-	var cur, base []float64
-	for range 3 { // alternate, so both see the same machine
-		c := w.rate(b, dur, http.MethodPost, "aws-hmac/sign/signer", signBody)
-		o := w.rate(b, dur, http.MethodPost, "aws-hmac-base/sign/signer", signBody)
-		cur, base, ratios = append(cur, c), append(base, o), append(ratios, c/o)
-	}
-	results = append(results,
-		row{"aws-hmac/sign/:role (this tree)", median(cur)},
-		row{"aws-hmac/sign/:role (" + baseCommit + ")", median(base)})
-	credsP50, baseP50, stsP50, readP50 := w.credsLatency(b)
+	loads := w.loads(b, baseCommit)
+	results := w.measure(b, dur, loads)
+	lat := w.credsLatency(b)
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "\nrequests per second, %d connections, %s each:\n", connections, dur)
-	for _, r := range results {
-		fmt.Fprintf(&out, "  %-40s %9.0f req/s\n", r.name, r.value)
-	}
-	fmt.Fprintf(&out, "  sign/ this tree ÷ %s, per round: %s; median %.2f×\n", baseCommit, fmtRatios(ratios), median(ratios))
-	fmt.Fprintf(&out, "\np50 latency, one request at a time:\n")
-	fmt.Fprintf(&out, "  %-40s %9s\n", "aws-hmac/roles/:name (Vault to plugin)", readP50.Round(time.Microsecond))
-	fmt.Fprintf(&out, "  %-40s %9s\n", "bare STS AssumeRole (SDK to MinIO)", stsP50.Round(time.Microsecond))
-	fmt.Fprintf(&out, "  %-40s %9s  (+%s)\n", "aws-hmac/creds/:role (this tree)", credsP50.Round(time.Microsecond), (credsP50 - stsP50).Round(time.Microsecond))
-	fmt.Fprintf(&out, "  %-40s %9s  (+%s)\n", "aws-hmac/creds/:role ("+baseCommit+")", baseP50.Round(time.Microsecond), (baseP50 - stsP50).Round(time.Microsecond))
+	reportRates(&out, dur, loads, results)
+	reportGoals(&out, baseCommit, results)
+	reportCPU(&out, loads, results)
+	lat.report(&out, baseCommit)
 	fmt.Print(out.String())
-	b.ReportMetric(median(ratios), "sign-speedup")
-	b.ReportMetric(float64((credsP50 - stsP50).Microseconds()), "creds-overhead-µs")
-	b.ReportMetric(float64((baseP50 - stsP50).Microseconds()), "baseline-creds-overhead-µs")
-}
-
-type row struct {
-	name  string
-	value float64
+	b.ReportMetric(median(results["sign"].ratio(results["roles"])), "sign/roles-read")
+	b.ReportMetric(100*median(results["batch100"].ratio(results["presign"])), "batch100/single-URLs")
+	b.ReportMetric(median(results["sign"].ratio(results["sign-base"])), "sign-speedup")
+	b.ReportMetric(float64(lat.paired(0).Microseconds()), "creds-overhead-µs")
+	b.ReportMetric(float64(lat.paired(1).Microseconds()), "baseline-creds-overhead-µs")
 }
 
 // buildPlugin builds the plugin from this tree, or from commit in a
@@ -138,6 +119,7 @@ func (w *bench) setup(b *testing.B, mounts map[string]string) {
 	if _, err := c.Logical().Write("transit/keys/bench", map[string]any{"type": "hmac", "key_size": 32}); err != nil {
 		b.Fatal(err)
 	}
+	w.meters = map[string]*cpuMeter{}
 	for mount, bin := range mounts {
 		name := "vault-plugin-" + mount
 		w.vault.RegisterPlugin(b, bin, name)
@@ -149,9 +131,11 @@ func (w *bench) setup(b *testing.B, mounts map[string]string) {
 			"transit_address": w.vault.Addr, "transit_token": w.vault.Token, "transit_key_name": mount + "-key",
 			"sts_endpoint": w.minio.Endpoint, "region": w.minio.Region, "skip_verification": true,
 		})
-		w.write(b, mount+"/roles/signer", map[string]any{"credential_type": "session_token",
+		// sign_with=key: MinIO's STS has no GetSessionToken for a session to sign with.
+		w.write(b, mount+"/roles/signer", map[string]any{"credential_type": "session_token", "sign_with": "key",
 			"allowed_services": "s3", "allowed_regions": "*", "allowed_hosts": "127.0.0.1"})
 		w.write(b, mount+"/roles/deploy", map[string]any{"credential_type": "assumed_role", "role_arns": roleARN})
+		w.meters[mount] = newCPUMeter(w.vault.PluginDir, name)
 	}
 }
 
@@ -162,23 +146,117 @@ func (w *bench) write(b *testing.B, path string, data map[string]any) {
 	}
 }
 
-// rate runs the request on every connection for dur and returns the
-// successful requests per second; any failure stops the benchmark.
-func (w *bench) rate(b *testing.B, dur time.Duration, method, path string, data map[string]any) float64 {
-	b.Helper()
-	var body []byte
-	if data != nil {
-		body = mustJSON(b, data)
+// load is one kind of request: where it goes, and how many presigned
+// URLs one request yields (0: not counted in URLs).
+type load struct {
+	key, name    string
+	method, path string
+	body         []byte
+	urls         int
+	mount        string // the plugin whose CPU it costs; "" for none
+}
+
+// loads are the requests measured side by side.
+func (w *bench) loads(b *testing.B, baseCommit string) []load {
+	signBody := mustJSON(b, map[string]any{"url": w.objectURL(0), "service": "s3", "region": "us-east-1"})
+	hmacBody := mustJSON(b, map[string]any{"input": base64.StdEncoding.EncodeToString([]byte("20261126"))})
+	out := []load{
+		{"health", "sys/health", http.MethodGet, "sys/health", nil, 0, ""},
+		{"roles", "aws-hmac/roles/:name (read)", http.MethodGet, current + "/roles/signer", nil, 0, current},
+		{"transit", "transit/hmac (builtin)", http.MethodPost, "transit/hmac/bench", hmacBody, 0, ""},
+		{"sign", "aws-hmac/sign/:role (this tree)", http.MethodPost, current + "/sign/signer", signBody, 0, current},
+		{"sign-base", "aws-hmac/sign/:role (" + baseCommit + ")", http.MethodPost, base + "/sign/signer", signBody, 0, base},
+		{"presign", "sign/ presigned, single calls", http.MethodPost, current + "/sign/signer", w.presignBody(b, 0), 1, current},
 	}
+	for _, n := range []int{1, 10, 100} {
+		out = append(out, load{fmt.Sprintf("batch%d", n), fmt.Sprintf("sign/ batch_input × %d", n), http.MethodPost,
+			current + "/sign/signer", w.batchBody(b, n), n, current})
+	}
+	return out
+}
+
+func (w *bench) objectURL(i int) string {
+	return fmt.Sprintf("%s/%s/reports/2026/part-%03d.csv", w.minio.Endpoint, w.minio.Bucket, i)
+}
+
+func (w *bench) presignBody(b *testing.B, i int) []byte {
+	return mustJSON(b, map[string]any{"url": w.objectURL(i), "service": "s3", "presign": true, "expires": 900})
+}
+
+// batchBody is n presigned GETs in one call; every item is checked to be
+// signed once, so a refused item cannot pass for a fast one.
+func (w *bench) batchBody(b *testing.B, n int) []byte {
+	items := make([]map[string]any, n)
+	for i := range items {
+		items[i] = map[string]any{"url": w.objectURL(i), "service": "s3", "presign": true, "expires": 900}
+	}
+	s, err := w.vault.Client.Logical().Write(current+"/sign/signer", map[string]any{"batch_input": items})
+	if err != nil {
+		b.Fatal(err)
+	}
+	results, _ := s.Data["batch_results"].([]any)
+	for i, r := range results {
+		if m, _ := r.(map[string]any); fmt.Sprint(m["status"]) != "200" {
+			b.Fatalf("batch of %d, item %d: %v", n, i, r)
+		}
+	}
+	if len(results) != n {
+		b.Fatalf("batch of %d: %d results", n, len(results))
+	}
+	return mustJSON(b, map[string]any{"batch_input": items})
+}
+
+// measured is one load over the rounds.
+type measured struct {
+	rates []float64 // requests per second, one per round
+	cpu   cpuSample // over all rounds
+	done  int64     // requests over all rounds
+}
+
+func (m *measured) ratio(o *measured) []float64 {
+	r := make([]float64, len(m.rates))
+	for i := range r {
+		r[i] = m.rates[i] / o.rates[i]
+	}
+	return r
+}
+
+// measure runs every load for dur in each round, the order turning by one
+// each round, with each process's CPU time read around it.
+func (w *bench) measure(b *testing.B, dur time.Duration, loads []load) map[string]*measured {
+	out := map[string]*measured{}
+	for _, l := range loads {
+		out[l.key] = &measured{}
+	}
+	for r := range rounds {
+		for i := range loads {
+			l := loads[(i+r)%len(loads)]
+			m := w.meters[l.mount]
+			if m == nil {
+				m = w.meters[current]
+			}
+			before := m.sample()
+			rate, done := w.rate(b, dur, l.method, l.path, l.body)
+			got := out[l.key]
+			got.cpu = got.cpu.add(m.sample().sub(before))
+			got.rates, got.done = append(got.rates, rate), got.done+done
+		}
+	}
+	return out
+}
+
+// rate runs the request on every connection for dur and returns the
+// successful requests per second and their number; any failure stops
+// the benchmark.
+func (w *bench) rate(b *testing.B, dur time.Duration, method, path string, body []byte) (float64, int64) {
+	b.Helper()
 	var done atomic.Int64
 	var failed atomic.Value
 	deadline := time.Now().Add(dur)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range connections {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for time.Now().Before(deadline) && failed.Load() == nil {
 				if err := w.do(method, path, body); err != nil {
 					failed.Store(err)
@@ -186,13 +264,13 @@ func (w *bench) rate(b *testing.B, dur time.Duration, method, path string, data 
 				}
 				done.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if err := failed.Load(); err != nil {
 		b.Fatalf("%s %s: %v", method, path, err)
 	}
-	return float64(done.Load()) / time.Since(start).Seconds()
+	return float64(done.Load()) / time.Since(start).Seconds(), done.Load()
 }
 
 func (w *bench) do(method, path string, body []byte) error {
@@ -208,46 +286,6 @@ func (w *bench) do(method, path string, body []byte) error {
 		return fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, out)
 	}
 	return nil
-}
-
-// credsLatency measures creds/ on both builds and the bare AssumeRole
-// they make, in alternating blocks, one request at a time.
-func (w *bench) credsLatency(b *testing.B) (current, baseline, bare, read time.Duration) {
-	b.Helper()
-	client := sts.New(sts.Options{
-		Region: w.minio.Region, BaseEndpoint: aws.String(w.minio.Endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider(w.minio.AccessKey, w.minio.SecretKey, ""),
-	})
-	assume := func() error {
-		_, err := client.AssumeRole(context.Background(), &sts.AssumeRoleInput{
-			RoleArn: aws.String(roleARN), RoleSessionName: aws.String("bench"), DurationSeconds: aws.Int32(3600),
-		})
-		return err
-	}
-	samples := make([][]time.Duration, 4)
-	calls := []func() error{
-		func() error { return w.do(http.MethodGet, "aws-hmac/creds/deploy", nil) },
-		func() error { return w.do(http.MethodGet, "aws-hmac-base/creds/deploy", nil) },
-		assume,
-		func() error { return w.do(http.MethodGet, "aws-hmac/roles/deploy", nil) },
-	}
-	for range 10 {
-		for i, call := range calls {
-			for range 20 {
-				t := time.Now()
-				if err := call(); err != nil {
-					b.Fatal(err)
-				}
-				samples[i] = append(samples[i], time.Since(t))
-			}
-		}
-	}
-	return p50(samples[0]), p50(samples[1]), p50(samples[2]), p50(samples[3])
-}
-
-func p50(d []time.Duration) time.Duration {
-	slices.Sort(d)
-	return d[len(d)/2]
 }
 
 func median(v []float64) float64 {
