@@ -19,8 +19,7 @@ const latencyTurns = 200
 
 // latencies are one-at-a-time timings of each call, taken in turns.
 type latencies struct {
-	names   []string
-	samples [][]time.Duration // by call, one per turn
+	samples [][]time.Duration // by call, one per turn: creds/ here, creds/ on the baseline, bare STS, a role read
 }
 
 // credsLatency times creds/ on both builds, the bare AssumeRole they make
