@@ -29,7 +29,8 @@ const (
 
 var (
 	methodRe      = regexp.MustCompile(`^[A-Z]{1,16}$`)
-	payloadHashRe = regexp.MustCompile(`^([0-9a-f]{64}|UNSIGNED-PAYLOAD)$`)
+	payloadHashRe = regexp.MustCompile(`^([0-9a-f]{64}|UNSIGNED-PAYLOAD|STREAMING-UNSIGNED-PAYLOAD-TRAILER)$`)
+	decimalRe     = regexp.MustCompile(`^[0-9]{1,19}$`)
 	headerNameRe  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
 
@@ -51,7 +52,7 @@ func pathSign(b *backend) *framework.Path {
 			"url":          {Type: framework.TypeString, Description: "Full URL of the request, e.g. https://bucket.s3.eu-west-3.amazonaws.com/key. Required."},
 			"headers":      {Type: framework.TypeMap, Description: "Headers the request will carry, to be signed: name to value (or list of values)."},
 			"body":         {Type: framework.TypeString, Description: "Request body, base64; its SHA-256 is signed. Give body or payload_hash, not both."},
-			"payload_hash": {Type: framework.TypeString, Description: "Hex SHA-256 of the body, or UNSIGNED-PAYLOAD where the service accepts it (S3)."},
+			"payload_hash": {Type: framework.TypeString, Description: "Hex SHA-256 of the body, UNSIGNED-PAYLOAD where the service accepts it (S3), or for S3 STREAMING-UNSIGNED-PAYLOAD-TRAILER (an aws-chunked upload: x-amz-trailer, x-amz-decoded-content-length and content-encoding aws-chunked among the headers)."},
 			"service":      {Type: framework.TypeString, Description: "Signing name of the service, e.g. s3, sts, execute-api. Required."},
 			"region":       {Type: framework.TypeString, Description: "Region to sign for; default: the config's region."},
 			"presign":      {Type: framework.TypeBool, Description: "Return a presigned URL instead of headers."},
@@ -236,9 +237,49 @@ func (in *signRequest) parsePayload(d *framework.FieldData) error {
 	case in.payloadHash == "":
 		in.payloadHash = sigv4.EmptyStringSHA256
 	case !payloadHashRe.MatchString(in.payloadHash):
-		return badInput("payload_hash must be 64 lower-case hex digits or UNSIGNED-PAYLOAD")
+		return badInput("payload_hash must be 64 lower-case hex digits, UNSIGNED-PAYLOAD or (S3) STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+	case in.payloadHash == streamingUnsignedTrailer:
+		return in.checkStreaming()
 	}
 	return nil
+}
+
+// streamingUnsignedTrailer is S3's aws-chunked upload with unsigned chunks
+// and a trailing checksum, as SDKs send over TLS.
+const streamingUnsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+
+// checkStreaming: S3 alone reads aws-chunked bodies, and only the headers
+// that say how to decode one are signed with it, so nobody can send the
+// body another way. The body stays unsigned, as with UNSIGNED-PAYLOAD.
+func (in *signRequest) checkStreaming() error {
+	const mode = "with payload_hash " + streamingUnsignedTrailer
+	trailer := in.header.Values("X-Amz-Trailer")
+	decoded := in.header.Values("X-Amz-Decoded-Content-Length")
+	switch {
+	case !in.s3():
+		return badInput("payload_hash: %s is for S3 only (service s3)", streamingUnsignedTrailer)
+	case in.presign:
+		return badInput("payload_hash: %s cannot be presigned", streamingUnsignedTrailer)
+	case len(trailer) != 1 || !strings.HasPrefix(strings.ToLower(trailer[0]), "x-amz-checksum-"):
+		return badInput("headers: x-amz-trailer, one x-amz-checksum-* name, is required %s", mode)
+	case len(decoded) != 1 || !decimalRe.MatchString(decoded[0]):
+		return badInput("headers: x-amz-decoded-content-length, one decimal byte count, is required %s", mode)
+	case !hasToken(in.header.Values("Content-Encoding"), "aws-chunked"):
+		return badInput("headers: content-encoding containing aws-chunked is required %s", mode)
+	}
+	return nil
+}
+
+// hasToken reports whether a comma-separated header holds token.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (in *signRequest) parseExpiry(d *framework.FieldData) error {
