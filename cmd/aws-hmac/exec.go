@@ -11,12 +11,22 @@ import (
 	"syscall"
 )
 
-const execHelp = `Usage: aws-hmac exec -role R [-mount aws-hmac] -- CMD ARGS...
+const execHelp = `Usage: aws-hmac exec -role R [-mount aws-hmac] [-keep-vault-env] -- CMD ARGS...
 
 Runs CMD with a container-credentials endpoint for creds/<role> on a random
-loopback port, for CMD's life: CMD gets AWS_CONTAINER_CREDENTIALS_FULL_URI and
-AWS_CONTAINER_AUTHORIZATION_TOKEN, never a key, and the AWS_* key variables of
-this environment are removed. Signals go to CMD; the exit status is CMD's.
+loopback port, for CMD's life. CMD gets this environment with
+AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN
+added, and without:
+  - the AWS key variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    AWS_SESSION_TOKEN, AWS_SECURITY_TOKEN, AWS_PROFILE and any earlier
+    AWS_CONTAINER_* endpoint), so it uses the endpoint, never a key;
+  - every VAULT_* variable (VAULT_TOKEN, VAULT_ADDR, VAULT_AGENT_ADDR,
+    VAULT_NAMESPACE, VAULT_CACERT, VAULT_CLIENT_CERT, VAULT_CLIENT_KEY,
+    VAULT_ROLE_ID, VAULT_SECRET_ID, ...), unless -keep-vault-env: CMD needs
+    AWS access, not this Vault identity. VAULT_ADDR goes too, as it may name
+    a Vault Agent whose auto-auth token would answer for CMD.
+A file CMD can read as this user (~/.vault-token) stays readable; run CMD as
+another user to keep it out. Signals go to CMD; the exit status is CMD's.
 Example:
 
   aws-hmac exec -role deploy -- aws s3 ls
@@ -32,6 +42,7 @@ var keyVariables = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_S
 func runExec(args []string, stdout, stderr io.Writer) int {
 	fs, v := newFlags("exec", execHelp, stderr)
 	every := fs.Duration("refresh-every", 0, "fetch new credentials at least this often; default at 80% of their life")
+	keepVault := fs.Bool("keep-vault-env", false, "pass this environment's VAULT_* variables (VAULT_TOKEN among them) on to CMD")
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -45,7 +56,11 @@ func runExec(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	cmd.Env = append(childEnv(os.Environ()), s.env(l)...)
+	env := childEnv(os.Environ())
+	if !*keepVault {
+		env = withoutVault(env)
+	}
+	cmd.Env = append(env, s.env(l)...)
 	return runChild(cmd, stderr)
 }
 
@@ -58,6 +73,13 @@ func childEnv(env []string) []string {
 		}
 	}
 	return out
+}
+
+// withoutVault drops every VAULT_* variable: Vault's client variables
+// (token, address, agent, TLS client key, namespace) and the AppRole
+// convention's VAULT_ROLE_ID and VAULT_SECRET_ID alike.
+func withoutVault(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "VAULT_") })
 }
 
 // runChild starts cmd, forwards signals to it and returns its status.
