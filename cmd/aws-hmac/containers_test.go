@@ -37,7 +37,7 @@ func TestServeTokenFileRotation(t *testing.T) {
 		t.Fatalf("token file mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
 	first, _ := os.ReadFile(path)
-	if strings.TrimSpace(string(first)) != s.token {
+	if string(first) != s.token {
 		t.Fatal("the file does not hold the token")
 	}
 	if get(s, s.token, "127.0.0.1:1").Code != http.StatusOK {

@@ -111,7 +111,7 @@ func (s *credServer) writeTokenFile(path string) error {
 	if err := f.Chmod(0o600); err != nil { // an existing file keeps its mode otherwise
 		return fmt.Errorf("-token-file: %w", err)
 	}
-	if _, err := f.WriteString(s.token + "\n"); err != nil {
+	if _, err := f.WriteString(s.token); err != nil { // no newline: the SDKs refuse one
 		return fmt.Errorf("-token-file: %w", err)
 	}
 	s.tokenFile = abs

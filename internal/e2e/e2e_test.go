@@ -290,6 +290,7 @@ func TestPluginEndToEnd(t *testing.T) {
 	t.Run("identity", w.runIdentity)
 	t.Run("rotation", w.runRotation)
 	t.Run("helper", w.runHelper)
+	t.Run("containers", w.runContainers)
 	t.Run("wrong-types", w.runWrongTypes)
 	t.Run("allow-lists", w.runAllowLists)
 	t.Run("scope", w.runScope)
