@@ -62,6 +62,7 @@ func (w *world) runHelper(t *testing.T) {
 	w.helperServe(t)
 	w.helperProxy(t)
 	w.helperHeaderPairs(t)
+	t.Run("proxy-uploads", w.runProxy)
 }
 
 // setupMinIOMount: a mount whose key is MinIO's user, MinIO as STS.
