@@ -81,6 +81,10 @@ func (b *backend) attestKey(ctx context.Context, s logical.Storage, r attestRequ
 	if cerr != nil || cfg == nil {
 		return nil, nil, err
 	}
+	// The registration may no longer allow where the stored config goes.
+	if aerr := b.allowed(cfg); aerr != nil {
+		return nil, nil, &storeError{store: cfg.KeyStore, err: errors.New(aerr.Error())}
+	}
 	att, kerr := attestWith(ctx, cfg, nil, r)
 	if errors.Is(kerr, errNoOpenKey) {
 		return nil, nil, err

@@ -19,6 +19,8 @@ import (
 
 // awsHTTPClient carries every STS and IAM call: one pool of connections,
 // however many clients the engines and rotations make.
+// It follows no redirect: a signed request goes to the endpoint the
+// registration allows, and nowhere it is sent on to.
 var awsHTTPClient = &http.Client{Transport: &http.Transport{
 	Proxy:               http.ProxyFromEnvironment,
 	MaxIdleConns:        64,
@@ -26,7 +28,7 @@ var awsHTTPClient = &http.Client{Transport: &http.Transport{
 	IdleConnTimeout:     90 * time.Second,
 	TLSHandshakeTimeout: 10 * time.Second,
 	ForceAttemptHTTP2:   true,
-}}
+}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // defaultRefreshInterval is how often a key that can change behind the
 // plugin's back (a transit key's latest version) is reread.

@@ -61,8 +61,7 @@ func loadOperatorEnv(getenv func(string) string) operatorEnv {
 	if v := getenv(envKEKURIs); v != "" {
 		env.kekURIs = splitList(v, ",")
 	}
-	env.stsHosts = defaultSTSHosts
-	if v := getenv(envSTSEndpoints); v != "" {
+	if v := getenv(envSTSEndpoints); v != "" { // unset: STS's and IAM's own hosts (stsHostRe)
 		env.stsHosts = splitList(v, ",")
 	}
 	env.minRotationPeriod = defaultMinRotationPeriod

@@ -2,6 +2,7 @@ package awshmac
 
 import (
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -12,10 +13,16 @@ import (
 // choose would let them decrypt the keyset.
 var defaultKEKURIs = []string{"hcvault://127.0.0.1*", "hcvault://localhost*", "hcvault://[::1]*", "insecure-local-kek://*"}
 
-// defaultSTSHosts are AWS's own endpoint domains and loopback (test peers,
-// local proxies): a request signed with the key, sent anywhere else, could
-// be replayed to AWS within its fifteen minutes.
-var defaultSTSHosts = []string{"*.amazonaws.com", "*.amazonaws.com.cn", "*.api.aws", "*.c2s.ic.gov", "*.sc2s.sgov.gov"}
+// Without AWS_HMAC_STS_ENDPOINTS the STS and IAM endpoints may be STS's and
+// IAM's own hosts in every AWS partition, and loopback (test peers, local
+// proxies) — not every host under amazonaws.com: API Gateway, S3 and load
+// balancers there answer for whoever owns them, and a request signed with
+// the key, sent to them, could be replayed to AWS within fifteen minutes.
+//
+// stsHostRe: sts or iam, -fips, an optional region, on AWS's domains:
+// sts.amazonaws.com, sts.eu-west-3.amazonaws.com, sts-fips.us-east-1...,
+// iam.cn-north-1.amazonaws.com.cn, sts.eu-west-3.api.aws (dual-stack).
+var stsHostRe = regexp.MustCompile(`^(sts|iam)(-fips)?(\.[a-z]{2}(-[a-z]+)+-[0-9]+)?\.(amazonaws\.com(\.cn)?|api\.aws|c2s\.ic\.gov|sc2s\.sgov\.gov)$`)
 
 // allowsVaultAddress: a Vault a token may be sent to, matched as
 // scheme://host:port with the default port filled in; loopback only unless
@@ -64,6 +71,9 @@ func (o *operatorEnv) allowsSTSEndpoint(raw string) bool {
 	if isLoopback(host) {
 		return true
 	}
+	if o.stsHosts == nil {
+		return stsHostRe.MatchString(host)
+	}
 	return slices.ContainsFunc(o.stsHosts, func(a string) bool {
 		a = strings.ToLower(a)
 		if suffix, ok := strings.CutPrefix(a, "*"); ok {
@@ -78,7 +88,7 @@ func (o *operatorEnv) allowsSTSEndpoint(raw string) bool {
 func (o *operatorEnv) checkEndpoints(c *commonConfig) error {
 	for _, f := range []struct{ name, value string }{{"sts_endpoint", c.STSEndpoint}, {"iam_endpoint", c.IAMEndpoint}} {
 		if f.value != "" && !o.allowsSTSEndpoint(f.value) {
-			return badInput("%s is not a host the plugin's registration allows (%s; default: AWS's own domains and loopback)", f.name, envSTSEndpoints)
+			return badInput("%s is not a host the plugin's registration allows (%s; default: STS's and IAM's own AWS hosts, and loopback)", f.name, envSTSEndpoints)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package awshmac
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -45,6 +46,13 @@ func TestAddressAllowLists(t *testing.T) {
 		{"default STS: elsewhere", def.allowsSTSEndpoint("https://sts.evil.example"), false},
 		{"default STS: suffix look-alike", def.allowsSTSEndpoint("https://amazonaws.com.evil.example"), false},
 		{"default STS: bare domain", def.allowsSTSEndpoint("https://amazonaws.com"), false},
+		{"default STS: FIPS", def.allowsSTSEndpoint("https://sts-fips.us-east-1.amazonaws.com"), true},
+		{"default STS: dual-stack", def.allowsSTSEndpoint("https://sts.eu-west-3.api.aws"), true},
+		{"default STS: GovCloud IAM", def.allowsSTSEndpoint("https://iam.us-gov.amazonaws.com"), false},
+		{"default STS: API Gateway under amazonaws.com", def.allowsSTSEndpoint("https://abc123.execute-api.eu-west-3.amazonaws.com"), false},
+		{"default STS: a bucket under amazonaws.com", def.allowsSTSEndpoint("https://sts.s3.amazonaws.com"), false},
+		{"default STS: a load balancer", def.allowsSTSEndpoint("https://my-elb-1.eu-west-3.elb.amazonaws.com"), false},
+		{"default STS: a label before sts", def.allowsSTSEndpoint("https://evil.sts.amazonaws.com"), false},
 		{"listed STS host", listed.allowsSTSEndpoint("https://sts.internal.example"), true},
 		{"listed STS subdomain", listed.allowsSTSEndpoint("https://sts.x.vpce.example"), true},
 		{"listed: AWS no longer by default", listed.allowsSTSEndpoint("https://sts.amazonaws.com"), false},
@@ -93,5 +101,37 @@ func TestAddressNoLongerAllowed(t *testing.T) {
 	resp, err := e.request(t, logical.ReadOperation, "creds/r", nil)
 	if status(resp, err) != http.StatusServiceUnavailable || !strings.Contains(errText(resp, err), "transit") {
 		t.Fatalf("after the registration changed: %d %q", status(resp, err), errText(resp, err))
+	}
+}
+
+// A config read of attestation under a registration that no longer allows
+// the stored address is a 503 too: the store is not asked.
+func TestAttestationHonoursTheRegistration(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustWrite(t, "config", e.storeConfig(t, "transit"))
+	e.b.env.vaultAddresses = []string{"https://vault.example:8200"}
+	e.b.dropConfig()
+	resp, err := e.request(t, logical.ReadOperation, "config/attestation", nil)
+	if status(resp, err) != http.StatusServiceUnavailable {
+		t.Fatalf("attestation under a narrower registration: %d %q", status(resp, err), errText(resp, err))
+	}
+}
+
+// STS and IAM calls follow no redirect: a signed request reaches only the
+// endpoint the registration allows.
+func TestSignedRequestsFollowNoRedirect(t *testing.T) {
+	e := newTestEnv(t)
+	rec := newRecorder(t)
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://"+rec.addr()+"/", http.StatusFound) // a client that follows turns it into a GET
+	}))
+	t.Cleanup(redirect.Close)
+	e.mustWrite(t, "config", with(e.baseConfig(), "sts_endpoint", redirect.URL, "skip_verification", true))
+	e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+	if resp, err := e.request(t, logical.ReadOperation, "creds/session", nil); status(resp, err) == http.StatusOK {
+		t.Fatal("credentials through a redirecting endpoint")
+	}
+	if n := rec.conns.Load(); n != 0 {
+		t.Fatalf("the signed request followed the redirect %d times", n)
 	}
 }

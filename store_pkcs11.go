@@ -129,7 +129,7 @@ func (p *pkcs11Params) destroy(ctx context.Context, accessKey string) error {
 }
 
 func (p *pkcs11Params) bindings() map[string][]string {
-	return map[string][]string{"pkcs11_pin": {"pkcs11_module", "pkcs11_token_label", "pkcs11_token_serial"}}
+	return map[string][]string{"pkcs11_pin": {"pkcs11_module", "pkcs11_token_label", "pkcs11_token_serial", "pkcs11_key_label", "pkcs11_key_id"}}
 }
 
 // attest reports the key's attributes as the token does; see attestation.go.

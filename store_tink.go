@@ -76,7 +76,7 @@ func (p *tinkParams) insecureUses() []string {
 }
 
 func (p *tinkParams) bindings() map[string][]string {
-	return map[string][]string{"tink_vault_token": {"tink_vault_address", "tink_kek_uri"}}
+	return map[string][]string{"tink_vault_token": {"tink_vault_address", "tink_kek_uri", "tink_keyset"}}
 }
 
 func (p *tinkParams) hcvault() bool { return strings.HasPrefix(p.KEKURI, "hcvault://") }
@@ -120,6 +120,7 @@ func (p *tinkParams) vaultClient() (*api.Client, error) {
 		return nil, cfg.Error
 	}
 	cfg.Address = p.VaultAddress
+	cfg.DisableRedirects = true // the token must not follow a redirect elsewhere
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, err

@@ -66,6 +66,7 @@ func (c *Config) client() (*api.Client, error) {
 			return nil, fmt.Errorf("transit: TLS: %w", err)
 		}
 	}
+	cfg.DisableRedirects = true // the token must not follow a redirect elsewhere
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("transit: %w", err)
