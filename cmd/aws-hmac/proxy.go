@@ -41,8 +41,8 @@ signed, so the role's action scope sees them.
 A request Vault refuses is answered with Vault's status and reason.
 
 Before Vault is asked, a request is refused (403) when its Host is not the
-listen address or localhost:PORT, when it has an Origin header or
-Sec-Fetch-Site: cross-site (a browser's), and, with -token-file, when it lacks
+listen address or localhost:PORT, when it has an Origin or a Sec-Fetch-Site
+header (browsers send them, SDKs never do), and, with -token-file, when it lacks
 the header X-Aws-Hmac-Proxy-Token with the token the proxy wrote to that file
 (mode 0600, new each run) (401). -listen unix:/dir/sock listens on a Unix
 socket (mode 0600, in a directory of mode 0700, made if missing) that only

@@ -103,7 +103,8 @@ func (w *world) helperExec(t *testing.T) {
 		t.Fatalf("aws-hmac exec -- aws s3 ls: %v\n%s", err, redact(out, w))
 	}
 	out, err = runCmd(t, env, helperBinary, "exec", "-role", "deploy", "-mount", minioMount, "--", "env")
-	if err != nil || strings.Contains(out, "AWS_SECRET_ACCESS_KEY") || strings.Contains(out, "AWS_ACCESS_KEY_ID") || !strings.Contains(out, "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:") {
+	if err != nil || strings.Contains(out, "AWS_SECRET_ACCESS_KEY") || strings.Contains(out, "AWS_ACCESS_KEY_ID") || strings.Contains(out, "VAULT_") ||
+		!strings.Contains(out, "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:") {
 		t.Fatalf("the child's environment: %v\n%s", err, redact(out, w))
 	}
 	script := `curl -fsS -H "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" "$AWS_CONTAINER_CREDENTIALS_FULL_URI"; echo; sleep 2; curl -fsS -H "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" "$AWS_CONTAINER_CREDENTIALS_FULL_URI"`
