@@ -33,7 +33,10 @@ their life) and kept in memory.
 -listen takes a loopback address, a link-local address the SDKs accept over
 plain HTTP (169.254.170.2, 169.254.170.23, fd00:ec2::23; the interface must
 have it), or with -tls-cert/-tls-key any address. -imds also answers as EC2's
-instance metadata service (IMDSv2 only) under /latest/.
+instance metadata service (IMDSv2 only) under /latest/. -pod-jwt-mount M,
+instead of -role, serves many pods: each sends its projected service-account
+token and names a role in the URL (/roles/<role>); the helper logs it in at
+the JWT auth mount M under that role and serves what Vault allows.
 Example:
 
   eval "$(aws-hmac serve -role deploy &)"; aws s3 ls
@@ -311,8 +314,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS, on any address")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for -tls-cert")
 	fs.BoolVar(&o.imds, "imds", false, "also answer as EC2's instance metadata service (IMDSv2) under /latest/")
+	podMount := fs.String("pod-jwt-mount", "", "pod mode: each pod logs in at this JWT auth mount with its service-account token, for the role its URL names")
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
+	}
+	if *podMount != "" {
+		if _, err := startPodServer(v, o, *podMount, stdout); err != nil {
+			return fail(stderr, err)
+		}
+		return waitForSignal()
 	}
 	s, l, err := startServer(v, o)
 	if err != nil {
@@ -322,11 +332,19 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "export %s\n", kv)
 	}
 	if o.imds {
-		fmt.Fprintf(stdout, "export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s://%s/\n", map[bool]string{false: "http", true: "https"}[s.tls], l.Addr())
+		scheme := "http"
+		if s.tls {
+			scheme = "https"
+		}
+		fmt.Fprintf(stdout, "export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s://%s/\n", scheme, l.Addr())
 	}
 	if f, ok := stdout.(*os.File); ok {
 		_ = f.Sync()
 	}
+	return waitForSignal()
+}
+
+func waitForSignal() int {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	<-stop

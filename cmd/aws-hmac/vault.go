@@ -32,6 +32,11 @@ func (v *vaultFlags) client() (*api.Client, error) {
 	if v.role == "" {
 		return nil, errors.New("-role is required")
 	}
+	return v.newClient()
+}
+
+// newClient is client without a role: pod mode serves the roles pods name.
+func (v *vaultFlags) newClient() (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
 		return nil, cfg.Error

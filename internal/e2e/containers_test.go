@@ -6,10 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -47,6 +50,7 @@ func (w *world) runContainers(t *testing.T) {
 	t.Run("link-local", w.containersLinkLocal)
 	t.Run("agent", w.containersAgent)
 	t.Run("imds", w.containersIMDS)
+	t.Run("pods", w.containersPods)
 }
 
 // served is a running aws-hmac serve and what it printed to export.
@@ -444,4 +448,99 @@ func mustRequest(t *testing.T, method, url string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+const podIssuer = "https://kubernetes.default.svc"
+
+// containersPods: two pods, each with its own service-account JWT, get two
+// different roles from one helper holding no token; a pod's JWT does not
+// get the other's role, nor does a JWT from another signer.
+func (w *world) containersPods(t *testing.T) {
+	key := w.setupPodAuth(t)
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "VAULT_ADDR=" + w.vault.Addr}
+	startServe(t, env, 2, "-pod-jwt-mount", "jwt-pods", "-listen", addr)
+	w.eventually(t, "pod endpoint listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	dir := t.TempDir()
+	pods := []struct{ sa, role, want string }{
+		{"system:serviceaccount:apps:deployer", "deploy", deployARN},
+		{"system:serviceaccount:apps:reporter", "session", "user/vault"},
+	}
+	jwts := map[string]string{}
+	for _, p := range pods {
+		jwt := signJWT(t, key, p.sa)
+		jwts[p.role] = jwt
+		file := filepath.Join(dir, p.role)
+		if err := os.WriteFile(file, []byte(jwt), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := sdkConfig(t, map[string]string{"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://" + addr + "/roles/" + p.role,
+			"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": file})
+		if got, err := w.sdkIdentity(cfg, false); err != nil || !strings.Contains(got, p.want) {
+			t.Fatalf("pod %s for role %s: %q %v", p.sa, p.role, got, err)
+		}
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for name, c := range map[string]struct{ role, jwt string }{
+		"the deployer's JWT for session": {"session", jwts["deploy"]},
+		"the reporter's JWT for deploy":  {"deploy", jwts["session"]},
+		"a JWT from another signer":      {"deploy", signJWT(t, other, pods[0].sa)},
+		"not a JWT":                      {"deploy", "x"},
+	} {
+		if code := containerGet(t, "http://"+addr+"/roles/"+c.role, c.jwt); code != http.StatusForbidden {
+			t.Fatalf("%s: %d", name, code)
+		}
+	}
+}
+
+// setupPodAuth: a JWT auth mount trusting a key made here, as a cluster's
+// service-account issuer; role deploy for the deployer, session for the reporter.
+func (w *world) setupPodAuth(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	w.cli(t, "auth", "enable", "-path=jwt-pods", "jwt")
+	c := w.vault.Client.Logical()
+	if _, err := c.Write("auth/jwt-pods/config", map[string]any{"jwt_validation_pubkeys": []string{pub}, "bound_issuer": podIssuer}); err != nil {
+		t.Fatal(err)
+	}
+	for role, sa := range map[string]string{"deploy": "deployer", "session": "reporter"} {
+		if err := w.vault.Client.Sys().PutPolicy("pod-"+role, `path "`+mount+`/creds/`+role+`" { capabilities = ["read"] }`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write("auth/jwt-pods/role/"+role, map[string]any{"role_type": "jwt", "user_claim": "sub",
+			"bound_audiences": []string{"vault"}, "bound_subject": "system:serviceaccount:apps:" + sa,
+			"token_policies": []string{"pod-" + role}, "token_ttl": "10m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return key
+}
+
+// signJWT is a projected service-account token for sub, ES256.
+func signJWT(t *testing.T, key *ecdsa.PrivateKey, sub string) string {
+	t.Helper()
+	enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	now := time.Now().Unix()
+	input := enc(map[string]string{"alg": "ES256", "typ": "JWT"}) + "." +
+		enc(map[string]any{"iss": podIssuer, "sub": sub, "aud": []string{"vault"}, "iat": now, "nbf": now - 5, "exp": now + 600})
+	sum := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
