@@ -64,6 +64,7 @@ func (w *world) runProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(string(b))
+	w.secretForms = append(w.secretForms, token) // never in Vault's storage or logs
 	w.proxyRefusals(t, addr, token)
 	w.proxyHashedBody(t, addr, token)
 	sdk := newTerminator(t, "tcp", addr)
