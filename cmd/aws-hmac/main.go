@@ -30,7 +30,8 @@ const usage = `Usage: aws-hmac <command> [flags]
 
 Commands:
   credential-process  print credentials from creds/<role> as the AWS credential_process JSON
-  serve               serve creds/<role> as a container-credentials endpoint on loopback
+  serve               serve creds/<role> as a container-credentials endpoint (loopback,
+                      link-local or TLS; -token-file, -imds, -pod-jwt-mount)
   exec                run a command with that endpoint, and no key in its environment
   proxy               a local endpoint that has Vault sign each request through sign/<role>
   presign             presigned URLs from sign/<role>, many in one call, one per line
