@@ -69,6 +69,10 @@ type Key struct {
 	open      int // sessions in or out of the pool
 	closed    bool
 	available chan struct{} // signalled when a pooled session is returned or dropped
+	// busy counts sessions out of the pool: Close waits for them before it
+	// releases the module, or a signature in flight would call into a
+	// finalised library.
+	busy sync.WaitGroup
 }
 
 var _ hmac.Key = (*Key)(nil)
@@ -323,6 +327,7 @@ func (k *Key) acquire(ctx context.Context) (pkcs11.SessionHandle, pkcs11.ObjectH
 		handle := k.handle
 		select {
 		case s := <-k.pool:
+			k.busy.Add(1)
 			k.mu.Unlock()
 			return s, handle, nil
 		default:
@@ -334,6 +339,7 @@ func (k *Key) acquire(ctx context.Context) (pkcs11.SessionHandle, pkcs11.ObjectH
 				return 0, 0, k.storeError("open session", err)
 			}
 			k.open++
+			k.busy.Add(1)
 			k.mu.Unlock()
 			return s, handle, nil
 		}
@@ -347,6 +353,7 @@ func (k *Key) acquire(ctx context.Context) (pkcs11.SessionHandle, pkcs11.ObjectH
 }
 
 func (k *Key) release(s pkcs11.SessionHandle) {
+	defer k.busy.Done()
 	k.mu.Lock()
 	if k.closed {
 		k.mu.Unlock()
@@ -359,6 +366,7 @@ func (k *Key) release(s pkcs11.SessionHandle) {
 }
 
 func (k *Key) discard(s pkcs11.SessionHandle) {
+	defer k.busy.Done()
 	_ = k.lib.ctx.CloseSession(s)
 	k.mu.Lock()
 	k.open--
@@ -423,6 +431,7 @@ func (k *Key) Close() error {
 	k.closeSessionsLocked()
 	k.closed = true
 	k.mu.Unlock()
+	k.busy.Wait() // signatures in flight end before the module does
 	k.lib.release()
 	return nil
 }
