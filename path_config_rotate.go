@@ -76,7 +76,8 @@ and deletes the old key from IAM and, unless old_store_object=keep, from the
 store. Only the access key IDs are returned; the new secret never reaches
 storage, a log, an error or a response. A crash at any step is finished or
 undone by the write-ahead log, which deletes only keys it can prove the
-rotation made (by user and creation time) and warns of any other.
+rotation made (by user and creation time, against the same sts/iam
+endpoints, none the user had before) and warns of any other.
 
 With the transit store, the new secret is wrapped only for the wrapping key
 recorded at the first import (transit_wrapping_key_fingerprint); another

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +16,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 	"github.com/awshmac/vault-plugin-aws-hmac/sigv4"
 	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
 )
@@ -40,6 +43,12 @@ type rotationWAL struct {
 	Until   time.Time `json:"until,omitempty"`
 	// Switched: the config named the new key; only the old one may go.
 	Switched bool `json:"switched,omitempty"`
+	// Before: the user's keys IAM listed before CreateAccessKey, which a
+	// replay never deletes as the new key.
+	Before []string `json:"before,omitempty"`
+	// Endpoints: the sts/iam endpoints the rotation ran against; a replay
+	// against others deletes nothing.
+	Endpoints map[string]string `json:"endpoints,omitempty"`
 }
 
 // rotation is one rotation's state, step by step.
@@ -54,6 +63,7 @@ type rotation struct {
 	newCfg   *pluginConfig
 	newKey   storeKey
 	switched bool     // the new key's engine is installed and owns it
+	before   []string // the user's key IDs before CreateAccessKey
 	warnings []string // for the response: keys an earlier rotation's replay kept
 }
 
@@ -173,6 +183,9 @@ func (r *rotation) checkKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The keys before the rotation: any listed key but the configured one
+	// stops it, so that is the configured key, listed or not.
+	r.before = []string{r.cfg.AccessKey}
 	for _, k := range keys {
 		if id := aws.ToString(k.AccessKeyId); id != r.cfg.AccessKey {
 			return badInput("rotation: the IAM user already has a second access key, %s, which this plugin did not create; delete it (IAM allows two keys per user) and rotate again", id)
@@ -200,7 +213,8 @@ func (r *rotation) create(ctx context.Context) error {
 	// all, between now and then.
 	start := time.Now().UTC()
 	r.wal = rotationWAL{OldAccessKey: r.cfg.AccessKey, OldStore: storeRef(r.cfg),
-		User: r.user, Started: start, Until: start.Add(r.cfg.stsTimeout())}
+		User: r.user, Started: start, Until: start.Add(r.cfg.stsTimeout()),
+		Before: r.before, Endpoints: r.cfg.commonConfig.endpoints()}
 	if err := r.logWAL(ctx); err != nil {
 		return err
 	}
@@ -215,6 +229,9 @@ func (r *rotation) create(ctx context.Context) error {
 	out.SecretAccessKey = nil // the only other reference
 	if err := r.b.hook("created"); err != nil {
 		return err
+	}
+	if err := r.checkNewKey(ctx, newID); err != nil {
+		return err // the log stays unnamed: a replay deletes only a key it proves
 	}
 	r.wal.NewAccessKey = newID
 	// The secret lives in this frame only; Go strings cannot be zeroed, so
@@ -251,7 +268,49 @@ func (r *rotation) createKey(ctx context.Context) (*types.AccessKey, error) {
 	return nil, err
 }
 
-// importNew imports the new secret as a new store object and logs it.
+// accessKeyIDRe is the shape of the long-term key IDs IAM makes.
+var accessKeyIDRe = regexp.MustCompile(`^AKIA[A-Z0-9]{12,124}$`)
+
+// checkNewKey refuses a CreateAccessKey answer that is not shown to be a
+// new key of this user: logged as the new key, an existing key's ID would
+// be deleted by the undo or a replay.
+func (r *rotation) checkNewKey(ctx context.Context, id string) error {
+	why := ""
+	switch {
+	case !accessKeyIDRe.MatchString(id):
+		why = "its access key ID is not of the shape IAM makes"
+	case slices.Contains(r.wal.Before, id):
+		why = "it names a key the user already had"
+	default:
+		keys, err := r.old.accessKeys(ctx)
+		if err != nil {
+			return err
+		}
+		why = "IAM does not list it"
+		if k := findKey(keys, id); k != nil {
+			why = r.wal.disowns(r.user, *k)
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	r.b.Logger().Warn("rotation: CreateAccessKey's answer refused; nothing imported or deleted", "reason", why)
+	return &stsError{op: "CreateAccessKey", err: errors.New(why), code: http.StatusBadGateway,
+		detail: "the answer is not a new key of this user (" + why + "); nothing was imported, and no key is deleted"}
+}
+
+// findKey is the listed key with that ID, or nil.
+func findKey(keys []types.AccessKeyMetadata, id string) *types.AccessKeyMetadata {
+	for i := range keys {
+		if aws.ToString(keys[i].AccessKeyId) == id {
+			return &keys[i]
+		}
+	}
+	return nil
+}
+
+// importNew imports the new secret as a new store object and logs it;
+// only an object the import made is recorded, so only it is ever undone.
 func (r *rotation) importNew(ctx context.Context, newID, secret string) error {
 	newCfg, err := r.cfg.clone()
 	if err != nil {
@@ -261,10 +320,14 @@ func (r *rotation) importNew(ctx context.Context, newID, secret string) error {
 	if newCfg.store, err = r.cfg.store.forRotation(newID); err != nil {
 		return err
 	}
-	key, err := importStoreKey(ctx, newCfg, secret)
-	if err != nil {
-		return err
+	k, err := newCfg.store.importSecret(ctx, newID, secret)
+	if errors.Is(err, hmac.ErrKeyExists) {
+		return badInput("rotation: the %s key store already holds an object named for the new access key %s, which this rotation did not make; the rotation stopped, that object is left as it is, the new IAM key is undone and the old key stays configured", r.cfg.KeyStore, newID)
 	}
+	if err != nil {
+		return &storeError{store: r.cfg.KeyStore, err: err}
+	}
+	key := reportingKey{storeKey: k, store: r.cfg.KeyStore}
 	r.newCfg, r.newKey = newCfg, key
 	r.wal.NewAccessKey, r.wal.NewStore = newID, storeRef(newCfg)
 	return r.logWAL(ctx)
@@ -358,7 +421,11 @@ func (r *rotation) retireOld(ctx context.Context) []string {
 // undo removes a new key that was never switched to, from IAM and the store.
 func (r *rotation) undo(ctx context.Context, newID string) {
 	r.wal.NewAccessKey = newID
-	if _, err := r.b.undoUnswitched(ctx, r.s, r.cfg, r.wal); err != nil {
+	warnings, err := r.b.undoUnswitched(ctx, r.s, r.cfg, r.wal)
+	for _, msg := range warnings {
+		r.b.Logger().Warn(msg)
+	}
+	if err != nil {
 		r.b.Logger().Warn("rotation: could not remove the unused new key; it will be retried", "new_access_key", newID, "error", err)
 		return
 	}

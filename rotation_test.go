@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -609,4 +610,195 @@ func TestRotationGraceHoldsNoLock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostileIAM is an sts/iam endpoint the config is pointed at: it takes the
+// configured key, answers the next CreateAccessKey with forged and, with
+// failDelete, never deletes a key.
+func hostileIAM(t *testing.T, e *testEnv, forged string, failDelete bool) {
+	t.Helper()
+	fake := ststest.New()
+	t.Cleanup(fake.Close)
+	fake.AddUserKey("vault", keytest.AccessKeyID, keytest.Secret)
+	fake.ForgeNextAccessKey(forged)
+	if failDelete {
+		fake.InjectFault(ststest.Fault{Action: "DeleteAccessKey", Code: "ServiceFailure", Message: "down", Status: 500, Count: 1000})
+	}
+	e.mustWrite(t, "config", map[string]any{"sts_endpoint": fake.URL, "iam_endpoint": fake.URL, "skip_verification": true, "rotation_verify_timeout": "1s"})
+}
+
+// A rotation against a hostile endpoint that answers CreateAccessKey with
+// an existing key's ID (an administrator's second key, or the live key),
+// refuses the new key's proof and fails DeleteAccessKey: pointed back at
+// IAM, neither the rollback nor the next rotation deletes that key.
+func TestRotationForgedKeyIDDeletesNothing(t *testing.T) {
+	for _, victim := range []string{"administrator's key", "live key"} {
+		for _, recover := range []string{"rollback", "next rotation"} {
+			t.Run(victim+"/"+recover, func(t *testing.T) {
+				e := rotationEnv(t)
+				id := keytest.AccessKeyID
+				if victim == "administrator's key" {
+					id, _ = e.peer.AddUserKeyAt("vault", time.Now().Add(-time.Hour))
+				}
+				hostileIAM(t, e, id, true)
+				if resp, err := e.request(t, logical.UpdateOperation, "config/rotate-root", nil); status(resp, err) == http.StatusOK {
+					t.Fatal("the rotation succeeded against the forged answer")
+				}
+				e.mustWrite(t, "config", map[string]any{"sts_endpoint": e.peer.URL, "iam_endpoint": e.peer.URL})
+				if recover == "next rotation" {
+					_, _ = e.request(t, logical.UpdateOperation, "config/rotate-root", nil) // 400 while the administrator's key is there
+				} else {
+					e.recover(t, recover)
+				}
+				// The live key may go only by a rotation away from it.
+				if !slices.Contains(e.peer.AccessKeyIDs("vault"), id) && (victim != "live key" || configuredKey(t, e) == id) {
+					t.Fatalf("the %s %s was deleted at IAM", victim, id)
+				}
+				if !works(t, e) {
+					t.Fatal("the configured key no longer works")
+				}
+			})
+		}
+	}
+}
+
+// replayLog is a rotation's log against the current config and peer,
+// from a minute ago to now.
+func replayLog(t *testing.T, e *testEnv) rotationWAL {
+	t.Helper()
+	cfg, err := e.b.config(context.Background(), e.storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	return rotationWAL{OldAccessKey: cfg.AccessKey, OldStore: storeRef(cfg), User: "arn:aws:iam::123456789012:user/vault",
+		Started: now.Add(-time.Minute), Until: now, Before: []string{cfg.AccessKey}, Endpoints: cfg.commonConfig.endpoints()}
+}
+
+// A log that names its new key gets the same proof as one that does not:
+// a key made outside the window, or listed before the rotation, is kept;
+// the old key goes only once the configured key is shown to be the new one.
+func TestRotationReplayProvesNamedKeys(t *testing.T) {
+	tests := []struct {
+		name   string
+		log    func(e *testEnv, w *rotationWAL) (kept string)
+		reason string
+	}{
+		{"made before the window", func(e *testEnv, w *rotationWAL) string {
+			w.NewAccessKey, _ = e.peer.AddUserKeyAt("vault", time.Now().Add(-time.Hour))
+			return w.NewAccessKey
+		}, "outside the rotation's window"},
+		{"listed before the rotation", func(e *testEnv, w *rotationWAL) string {
+			w.NewAccessKey, _ = e.peer.AddUserKeyAt("vault", time.Now())
+			w.Before = append(w.Before, w.NewAccessKey)
+			return w.NewAccessKey
+		}, "had it before the rotation"},
+		{"config names the old key as the new", func(e *testEnv, w *rotationWAL) string {
+			admin, _ := e.peer.AddUserKeyAt("vault", time.Now())
+			w.OldAccessKey, w.NewAccessKey, w.Switched = admin, keytest.AccessKeyID, true
+			return admin
+		}, "cannot be shown to be the rotation's"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := rotationEnv(t)
+			w := replayLog(t, e)
+			kept := tt.log(e, &w)
+			if _, err := framework.PutWAL(context.Background(), e.storage, walRotateRoot, w); err != nil {
+				t.Fatal(err)
+			}
+			warnings, err := e.b.replayRotations(context.Background(), e.storage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) != 1 || !strings.Contains(warnings[0], kept) || !strings.Contains(warnings[0], tt.reason) {
+				t.Fatalf("warnings %q, want one naming %s: %s", warnings, kept, tt.reason)
+			}
+			if ids := e.peer.AccessKeyIDs("vault"); !slices.Contains(ids, kept) || !slices.Contains(ids, keytest.AccessKeyID) {
+				t.Fatalf("IAM holds %v", ids)
+			}
+		})
+	}
+}
+
+// On a PKCS#11 token, a forged CreateAccessKey answer never makes the undo
+// destroy an object the rotation did not make: not the live key's (the
+// answer names the configured key), nor one already labelled for the new
+// key, which the rotation reports as such.
+func TestRotationUndoDestroysOnlyItsImport(t *testing.T) {
+	for _, forged := range []string{"configured key", "key with an object"} {
+		t.Run(forged, func(t *testing.T) {
+			e := newTestEnv(t)
+			fields := e.storeConfig(t, "pkcs11")
+			e.mustWrite(t, "config", with(fields, "iam_endpoint", e.peer.URL))
+			e.mustWrite(t, "roles/session", map[string]any{"credential_type": "session_token"})
+			id, want := keytest.AccessKeyID, []string{"aws-hmac-" + keytest.AccessKeyID}
+			if forged == "key with an object" {
+				id = "AKIAPLANTEDOBJECT234"
+				want = append(want, "aws-hmac-"+id)
+				plantObject(t, fields, id)
+			}
+			hostileIAM(t, e, id, false) // the undo's DeleteAccessKey succeeds: the store's is next
+			resp, err := e.request(t, logical.UpdateOperation, "config/rotate-root", nil)
+			labels := tokenKeyLabels(t, fields)
+			slices.Sort(labels)
+			if slices.Sort(want); !slices.Equal(labels, want) {
+				t.Fatalf("token holds %v, want %v", labels, want)
+			}
+			if status(resp, err) == http.StatusOK || strings.Contains(errText(resp, err), "secret_key") {
+				t.Fatalf("got %d %q", status(resp, err), errText(resp, err))
+			}
+			if forged == "key with an object" && !strings.Contains(errText(resp, err), "this rotation did not make") {
+				t.Fatalf("the answer does not say what happened: %q", errText(resp, err))
+			}
+			e.mustWrite(t, "config", map[string]any{"sts_endpoint": e.peer.URL, "iam_endpoint": e.peer.URL})
+			if !works(t, e) {
+				t.Fatal("the configured key no longer works")
+			}
+		})
+	}
+}
+
+// plantObject imports a key labelled for id onto the test token, as an
+// earlier import, or anyone with the PIN, may have.
+func plantObject(t *testing.T, fields map[string]any, id string) {
+	t.Helper()
+	p := &pkcs11Params{Module: fields["pkcs11_module"].(string), TokenLabel: fields["pkcs11_token_label"].(string),
+		PIN: fields["pkcs11_pin"].(string), KeyLabel: "aws-hmac-" + id}
+	k, err := p.importSecret(context.Background(), id, "cGxhbnRlZC1vYmplY3Qtc2VjcmV0LTAwMDAwMDAwMDA=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = k.Close()
+}
+
+// A log whose store reference names another transit (from an earlier
+// config, whoever wrote it) gets nothing sent there: the replay deletes
+// the key it proves its own and keeps the object, with a warning, rather
+// than send the current transit_token to that address.
+func TestRotationReplaySendsNoTokenElsewhere(t *testing.T) {
+	e, _ := transitRotationEnv(t)
+	var hits atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	t.Cleanup(elsewhere.Close)
+	w := replayLog(t, e)
+	w.NewAccessKey, _ = e.peer.AddUserKeyAt("vault", time.Now())
+	w.NewStore = with(w.OldStore, "transit_address", elsewhere.URL, "transit_key_name", "aws-hmac-"+strings.ToLower(w.NewAccessKey))
+	if _, err := framework.PutWAL(context.Background(), e.storage, walRotateRoot, w); err != nil {
+		t.Fatal(err)
+	}
+	warnings, err := e.b.replayRotations(context.Background(), e.storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("%d requests reached the logged address", hits.Load())
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "transit_address") {
+		t.Fatalf("warnings %q, want one naming transit_address", warnings)
+	}
+	exactlyOne(t, e)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,8 +74,11 @@ func (b *backend) rollbackRotation(ctx context.Context, s logical.Storage, data 
 	}
 	var warnings []string
 	switch {
+	case w.Endpoints != nil && !maps.Equal(w.Endpoints, cfg.commonConfig.endpoints()):
+		// Another IAM's key IDs mean nothing here, and may name keys of this one.
+		warnings = []string{fmt.Sprintf("rotation replay: the rotation from %s ran against other sts/iam endpoints than the config names now; no key is deleted", w.OldAccessKey)}
 	case w.NewAccessKey != "" && cfg.AccessKey == w.NewAccessKey:
-		err = b.finishSwitched(ctx, s, cfg, w)
+		warnings, err = b.finishSwitched(ctx, s, cfg, w)
 	case w.Switched:
 		warnings = []string{fmt.Sprintf("rotation: the config changed after the switch from %s to %s and now names %s; neither key is deleted", w.OldAccessKey, w.NewAccessKey, cfg.AccessKey)}
 	default:
@@ -84,22 +90,31 @@ func (b *backend) rollbackRotation(ctx context.Context, s logical.Storage, data 
 	return warnings, err
 }
 
-// finishSwitched deletes the old IAM key with the current one, and the old
-// store object unless old_store_object=keep (a store that refuses is
-// logged, not retried: the object no longer has a valid key).
-func (b *backend) finishSwitched(ctx context.Context, s logical.Storage, cfg *pluginConfig, w rotationWAL) error {
+// finishSwitched deletes the old IAM key with the current one, once the
+// current key is shown to be the one the rotation made, and the old store
+// object unless old_store_object=keep (a store that refuses is logged,
+// not retried: the object no longer has a valid key).
+func (b *backend) finishSwitched(ctx context.Context, s logical.Storage, cfg *pluginConfig, w rotationWAL) ([]string, error) {
+	why, err := b.disownedKey(ctx, s, w, w.NewAccessKey)
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		return []string{fmt.Sprintf("rotation replay: the old access key %s is kept, not deleted: the configured key %s cannot be shown to be the rotation's: %s", w.OldAccessKey, w.NewAccessKey, why)}, nil
+	}
 	if err := b.deleteIAMKey(ctx, s, w.OldAccessKey); err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.OldStoreObject == "keep" {
-		return nil
+		return nil, nil
 	}
-	b.destroyObject(ctx, cfg, w.OldStore, w.OldAccessKey)
-	return nil
+	return b.destroyObject(ctx, cfg, w.OldStore, w.OldAccessKey), nil
 }
 
-// undoUnswitched deletes a new key from IAM and the store. A crash during
-// CreateAccessKey leaves no new key ID: see unnamedKey.
+// undoUnswitched deletes a new key from IAM and the store object its
+// import made; it never destroys by name, so never an object the rotation
+// did not make. A crash during CreateAccessKey leaves no new key ID: see
+// unnamedKey. A named key gets the same proof as an unnamed one.
 func (b *backend) undoUnswitched(ctx context.Context, s logical.Storage, cfg *pluginConfig, w rotationWAL) ([]string, error) {
 	newID, warnings := w.NewAccessKey, []string(nil)
 	if newID == "" {
@@ -107,17 +122,68 @@ func (b *backend) undoUnswitched(ctx context.Context, s logical.Storage, cfg *pl
 		if newID, warnings, err = b.unnamedKey(ctx, s, w); err != nil || newID == "" {
 			return warnings, err
 		}
-	}
-	if err := b.deleteIAMKey(ctx, s, newID); err != nil {
-		return warnings, err
+		if err := b.deleteIAMKey(ctx, s, newID); err != nil {
+			return warnings, err
+		}
+	} else {
+		kept, err := b.deleteNamedKey(ctx, s, w, newID)
+		if err != nil {
+			return nil, err
+		}
+		if kept != "" {
+			return []string{kept}, nil
+		}
 	}
 	if w.NewStore != nil {
-		b.destroyObject(ctx, cfg, w.NewStore, newID)
-	} else if p, err := cfg.store.forRotation(newID); err == nil {
-		// Named after the new key: the object a crashed import may have made.
-		_ = p.destroy(ctx, newID)
+		warnings = append(warnings, b.destroyObject(ctx, cfg, w.NewStore, newID)...)
 	}
 	return warnings, nil
+}
+
+// deleteNamedKey deletes the new key the log names once it is shown to be
+// the rotation's; otherwise it keeps it and says why. A key IAM no longer
+// lists is gone already (an undo cut short).
+func (b *backend) deleteNamedKey(ctx context.Context, s logical.Storage, w rotationWAL, id string) (string, error) {
+	why, err := b.disownedKey(ctx, s, w, id)
+	switch {
+	case err != nil:
+		return "", err
+	case why == errNotListed:
+		return "", nil
+	case why != "":
+		return fmt.Sprintf("rotation replay: the access key %s is kept, not deleted: %s", id, why), nil
+	}
+	return "", b.deleteIAMKey(ctx, s, id)
+}
+
+// errNotListed is disownedKey's reason for a key IAM does not list.
+const errNotListed = "IAM does not list it"
+
+// disownedKey says why a key the log names cannot be shown to be the one
+// the rotation made ("" when it can): not one the user had before, and
+// listed for the logged user within the logged window.
+func (b *backend) disownedKey(ctx context.Context, s logical.Storage, w rotationWAL, id string) (string, error) {
+	if id == w.OldAccessKey || slices.Contains(w.Before, id) {
+		return "the user had it before the rotation", nil
+	}
+	e, err := b.engineLocked(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	defer e.release()
+	keys, err := e.accessKeys(ctx)
+	if err != nil {
+		return "", err
+	}
+	k := findKey(keys, id)
+	if k == nil {
+		return errNotListed, nil
+	}
+	caller, err := e.callerARN(ctx)
+	if err != nil {
+		return "", err
+	}
+	return w.disowns(caller, *k), nil
 }
 
 // deleteIAMKey deletes a key through the current engine; gone already is fine.
@@ -159,6 +225,10 @@ func (b *backend) unnamedKey(ctx context.Context, s logical.Storage, w rotationW
 		if id == e.cfg.AccessKey {
 			continue
 		}
+		if slices.Contains(w.Before, id) {
+			warnings = append(warnings, fmt.Sprintf("rotation replay: the access key %s is kept, not deleted: the user had it before the rotation", id))
+			continue
+		}
 		if caller == "" {
 			if caller, err = e.callerARN(ctx); err != nil {
 				return "", nil, err
@@ -196,12 +266,87 @@ func userName(arn string) string {
 	return arn[strings.LastIndex(arn, "/")+1:]
 }
 
-func (b *backend) destroyObject(ctx context.Context, cfg *pluginConfig, ref map[string]any, accessKey string) {
+// destroyObject destroys the store object a log names, with the current
+// config's credentials: only where the config would send them now, and
+// never the configured key's object. It returns a warning when it does not.
+func (b *backend) destroyObject(ctx context.Context, cfg *pluginConfig, ref map[string]any, accessKey string) []string {
 	p, err := paramsFrom(cfg, ref)
 	if err == nil {
+		if why := b.refRefused(cfg, p); why != "" {
+			return []string{fmt.Sprintf("rotation replay: the store object of the access key %s is kept: %s", accessKey, why)}
+		}
 		err = p.destroy(ctx, accessKey)
 	}
 	if err != nil {
-		b.Logger().Warn("rotation: the old key's object stays in the store", "store", cfg.KeyStore, "error", err)
+		b.Logger().Warn("rotation: a rotated key's object stays in the store", "store", cfg.KeyStore, "access_key", accessKey, "error", err)
 	}
+	return nil
+}
+
+// refRefused says why the current credentials must not go to the object a
+// logged reference names: the registration no longer allows it, a field
+// that binds a credential differs from the config's (a log from an earlier
+// config, whoever wrote it), or it is the configured key's object.
+func (b *backend) refRefused(cfg *pluginConfig, p storeParams) string {
+	at, err := cfg.clone()
+	if err != nil {
+		return err.Error()
+	}
+	at.store = p
+	if err := b.allowed(at); err != nil {
+		return err.Error()
+	}
+	var now, ref map[string]any
+	if roundTrip(cfg.store, &now) != nil || roundTrip(p, &ref) != nil {
+		return "its reference cannot be read"
+	}
+	perObject := objectFields(cfg.store, now)
+	for _, fields := range p.bindings() {
+		for _, f := range fields {
+			if !perObject[f] && !reflect.DeepEqual(now[f], ref[f]) {
+				return fmt.Sprintf("its %s is not the config's; the config's credential is not sent there", f)
+			}
+		}
+	}
+	if sameObject(perObject, ref, now) {
+		return "it names the configured key's object"
+	}
+	return ""
+}
+
+// sameObject: every object-naming field the reference sets is the
+// config's, so it would reach the configured key's object.
+func sameObject(perObject map[string]bool, ref, now map[string]any) bool {
+	set := 0
+	for f := range perObject {
+		if v := ref[f]; v != nil && v != "" {
+			if !reflect.DeepEqual(v, now[f]) {
+				return false
+			}
+			set++
+		}
+	}
+	return set > 0
+}
+
+// objectFields are the store's fields that name one object (those a
+// rotation's copy changes), as opposed to where the store is.
+func objectFields(p storeParams, now map[string]any) map[string]bool {
+	out := map[string]bool{}
+	n, err := p.forRotation("AKIAOBJECTFIELDS0000")
+	var next map[string]any
+	if err != nil || roundTrip(n, &next) != nil {
+		return out
+	}
+	for f := range maps.Keys(now) {
+		if !reflect.DeepEqual(now[f], next[f]) {
+			out[f] = true
+		}
+	}
+	for f := range maps.Keys(next) {
+		if _, ok := now[f]; !ok {
+			out[f] = true
+		}
+	}
+	return out
 }

@@ -370,7 +370,12 @@ func (s *Server) createAccessKey(params url.Values, key *accessKey) (any, *apiEr
 	if len(s.userKeysLocked(user)) >= 2 {
 		return nil, &apiError{409, "LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2"}
 	}
-	k := s.newLongTermKeyLocked(user)
+	var k *accessKey
+	if s.forged != "" {
+		k = s.forgeLocked(user)
+	} else {
+		k = s.newLongTermKeyLocked(user)
+	}
 	return struct {
 		XMLName   xml.Name `xml:"CreateAccessKeyResult"`
 		AccessKey accessKeyXML

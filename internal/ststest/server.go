@@ -89,6 +89,7 @@ type Server struct {
 	newKeyARN string                   // set: created keys answer GetCallerIdentity as this ARN
 	waiting   int                      // requests held by frozen
 	held      map[string]chan struct{} // AssumeRole of these role ARNs waits
+	forged    string                   // the next CreateAccessKey answers this ID
 }
 
 // New starts a server on 127.0.0.1. Close it when done.
@@ -357,6 +358,29 @@ func (s *Server) NewKeysProveAs(arn string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.newKeyARN = arn
+}
+
+// ForgeNextAccessKey makes the next CreateAccessKey answer with id, as a
+// hostile endpoint might. An ID the server does not know is listed for the
+// user but refused as unknown, so it proves nothing; a known key is named
+// again, with a made-up secret.
+func (s *Server) ForgeNextAccessKey(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forged = id
+}
+
+// forgeLocked answers CreateAccessKey with the forged ID.
+func (s *Server) forgeLocked(user string) *accessKey {
+	id := s.forged
+	s.forged = ""
+	if k := s.keys[id]; k != nil {
+		return &accessKey{id: id, secret: randomSecret(), created: k.created}
+	}
+	k := &accessKey{id: id, secret: randomSecret(), kind: kindUser, user: user, arn: userARN(user),
+		created: s.now(), usableAt: s.now().Add(100 * 365 * 24 * time.Hour), active: true}
+	s.keys[id] = k
+	return k
 }
 
 func (s *Server) newTemporaryKeyLocked(parent *accessKey, kind, arn, userID string, d time.Duration) *accessKey {
