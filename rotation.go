@@ -282,12 +282,12 @@ func (r *rotation) checkNewKey(ctx context.Context, id string) error {
 	case slices.Contains(r.wal.Before, id):
 		why = "it names a key the user already had"
 	default:
-		keys, err := r.old.accessKeys(ctx)
+		k, err := r.listedKey(ctx, id)
 		if err != nil {
 			return err
 		}
 		why = "IAM does not list it"
-		if k := findKey(keys, id); k != nil {
+		if k != nil {
 			why = r.wal.disowns(r.user, *k)
 		}
 	}
@@ -297,6 +297,26 @@ func (r *rotation) checkNewKey(ctx context.Context, id string) error {
 	r.b.Logger().Warn("rotation: CreateAccessKey's answer refused; nothing imported or deleted", "reason", why)
 	return &stsError{op: "CreateAccessKey", err: errors.New(why), code: http.StatusBadGateway,
 		detail: "the answer is not a new key of this user (" + why + "); nothing was imported, and no key is deleted"}
+}
+
+// listedKey is the new key as IAM lists it, asked again with backoff for
+// up to rotation_verify_timeout while IAM propagates it; nil when never.
+func (r *rotation) listedKey(ctx context.Context, id string) (*types.AccessKeyMetadata, error) {
+	deadline := time.Now().Add(r.cfg.verifyTimeout())
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		keys, err := r.old.accessKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if k := findKey(keys, id); k != nil || time.Now().Add(wait).After(deadline) {
+			return k, nil
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // findKey is the listed key with that ID, or nil.
