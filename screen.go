@@ -94,12 +94,43 @@ func (b *backend) screen(req *logical.Request) error {
 	if p == nil {
 		return nil
 	}
+	if req.Operation == logical.CreateOperation || req.Operation == logical.UpdateOperation {
+		if err := refuseUnknownFields(req.Data, p.fields); err != nil {
+			return err
+		}
+	}
 	if _, signs := p.fields["headers"]; signs {
 		if err := headersFromPairs(req.Data); err != nil {
 			return err
 		}
 	}
 	return screenFields(req.Data, p.fields, p.re.SubexpNames())
+}
+
+// fieldNameRe is what a field name of ours looks like: only such a name is
+// quoted back, so a caller cannot make an error repeat what it chose.
+var fieldNameRe = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+// refuseUnknownFields: a write naming a field the path does not have is a
+// 400 naming it, not a silent success — allowed_host= or default_ttl= would
+// otherwise leave a role signing nothing or minting for an hour. A warning
+// (Vault's default) scrolls past in scripts; a refusal changes nothing.
+func refuseUnknownFields(data map[string]any, fields map[string]*framework.FieldSchema) error {
+	var unknown []string
+	for name := range data {
+		if _, ok := fields[name]; ok {
+			continue
+		}
+		if !fieldNameRe.MatchString(name) {
+			return badInput("a field name is not one of this path's fields (the name sent is not shown)")
+		}
+		unknown = append(unknown, name)
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return badInput("%s: no such field on this path; see `vault path-help` for its fields", strings.Join(unknown, ", "))
 }
 
 // screenItem screens one of batch_input's items as a single call is

@@ -108,3 +108,37 @@ func flatten(m map[string]any) []any {
 	}
 	return out
 }
+
+// A misspelt field is a 400 naming it, on every path that writes, and
+// nothing is written; a name that is not field-shaped is not quoted back.
+func TestUnknownFieldsRefused(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	e.mustWrite(t, "roles/r", map[string]any{"credential_type": "session_token", "default_sts_ttl": "15m"})
+	for _, tc := range []struct {
+		path, want string
+		data       map[string]any
+	}{
+		{"config", "sts_endpiont", map[string]any{"sts_endpiont": "https://sts.amazonaws.com"}},
+		{"roles/r", "default_ttl", map[string]any{"default_ttl": "1h"}},
+		{"roles/new", "allowed_host, default_ttl", map[string]any{"allowed_services": "s3", "allowed_host": "x", "default_ttl": "1h"}},
+		{"sign/r", "urll", map[string]any{"urll": "https://s3.amazonaws.com/b/k", "service": "s3"}},
+		{"creds/r", "tll", map[string]any{"tll": "1h"}},
+		{"config/rotate-root", "force", map[string]any{"force": true}},
+	} {
+		resp, err := e.request(t, logical.UpdateOperation, tc.path, tc.data)
+		if status(resp, err) != http.StatusBadRequest || !strings.HasPrefix(errText(resp, err), tc.want+": no such field") {
+			t.Errorf("%s %v: %d %q", tc.path, tc.data, status(resp, err), errText(resp, err))
+		}
+	}
+	if resp, _ := e.request(t, logical.ReadOperation, "roles/new", nil); resp != nil && resp.Data != nil {
+		t.Error("a refused write created the role")
+	}
+	if resp, _ := e.request(t, logical.ReadOperation, "roles/r", nil); resp.Data["default_sts_ttl"] != int64(900) {
+		t.Errorf("a refused write changed the role: %v", resp.Data["default_sts_ttl"])
+	}
+	resp, err := e.request(t, logical.UpdateOperation, "roles/r", map[string]any{"x\n" + poison: "v"})
+	if status(resp, err) != http.StatusBadRequest || strings.Contains(errText(resp, err), poison) {
+		t.Errorf("a hostile field name: %d %q", status(resp, err), errText(resp, err))
+	}
+}

@@ -120,6 +120,23 @@ func (w *world) runScope(t *testing.T) {
 	t.Run("upload", w.scopeUpload)
 	t.Run("copy", w.scopeCopy)
 	t.Run("limits", w.scopeLimits)
+	t.Run("unknown-fields", w.scopeUnknownFields)
+}
+
+// scopeUnknownFields: a misspelt field is refused by the vault CLI and the
+// HTTP API alike, naming it, and the role is not created.
+func (w *world) scopeUnknownFields(t *testing.T) {
+	out, err := w.tryCLI("write", scopeMount+"/roles/typo", "allowed_services=s3", "allowed_host=s3.amazonaws.com")
+	if err == nil || !strings.Contains(out, "allowed_host: no such field") {
+		t.Errorf("vault write with allowed_host: %v %s", err, out)
+	}
+	code, body := w.putJSON(t, scopeMount+"/roles/typo", map[string]any{"allowed_services": "s3", "default_ttl": "15m"})
+	if code != http.StatusBadRequest || !strings.Contains(body, "default_ttl: no such field") {
+		t.Errorf("HTTP API with default_ttl: %d %s", code, body)
+	}
+	if out, err := w.tryCLI("read", scopeMount+"/roles/typo"); err == nil && strings.Contains(out, "allowed_services") {
+		t.Errorf("a refused write created the role: %s", out)
+	}
 }
 
 // scopeLimits: the documented header limit through Vault's HTTP API, as
