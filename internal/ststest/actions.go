@@ -220,77 +220,26 @@ func (s *Server) getSessionToken(params url.Values, key *accessKey, now time.Tim
 
 func (s *Server) assumeRole(params url.Values, key *accessKey, now time.Time) (any, *apiError) {
 	roleARN, name := params.Get("RoleArn"), params.Get("RoleSessionName")
-	if roleARN == "" || name == "" {
-		return nil, &apiError{400, "MissingParameter", "RoleArn and RoleSessionName are required"}
-	}
-	if err := checkLength("roleArn", roleARN, 20, 2048); err != nil {
+	if err := checkAssumeRoleNames(roleARN, name); err != nil {
 		return nil, err
-	}
-	if err := checkLength("roleSessionName", name, 2, 64); err != nil {
-		return nil, err
-	}
-	if err := checkPattern("roleSessionName", name, sessionNameRe); err != nil {
-		return nil, err
-	}
-	if !roleARNRe.MatchString(roleARN) {
-		return nil, validationError("%s is invalid", roleARN)
 	}
 	d, err := duration(params, time.Hour, 12*time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	if key.kind == kindFederation {
-		return nil, accessDenied("Federated users cannot assume roles")
-	}
-	role, ok := s.roles[roleARN]
-	if !ok {
-		return nil, accessDenied("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", key.arn, roleARN)
-	}
-	if key.kind == kindRole && d > time.Hour {
-		return nil, validationError("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
-	}
-	if d > role.MaxSessionDuration {
-		return nil, validationError("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+	if err := s.authoriseAssumeRole(params, key, roleARN, d); err != nil {
+		return nil, err
 	}
 	packed, err := policies(params)
 	if err != nil {
 		return nil, err
 	}
-	tagMap, err := tags(params)
-	if err != nil {
+	if err := checkSessionTags(params); err != nil {
 		return nil, err
 	}
-	transitive := members(params, "TransitiveTagKeys.member.", "")
-	if len(transitive) > 50 {
-		return nil, validationError("1 validation error detected: Value at 'transitiveTagKeys' failed to satisfy constraint: Member must have length less than or equal to 50")
-	}
-	for _, t := range transitive {
-		if _, ok := tagMap[strings.ToLower(t)]; !ok {
-			return nil, validationError("The specified transitive tag key %q is not a session tag key.", t)
-		}
-	}
-	if ext := params.Get("ExternalId"); params.Has("ExternalId") {
-		if err := checkLength("externalId", ext, 2, 1224); err != nil {
-			return nil, err
-		}
-		if err := checkPattern("externalId", ext, externalIDRe); err != nil {
-			return nil, err
-		}
-	}
-	if role.ExternalID != "" && params.Get("ExternalId") != role.ExternalID {
-		return nil, accessDenied("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", key.arn, roleARN)
-	}
 	source := params.Get("SourceIdentity")
-	if params.Has("SourceIdentity") {
-		if err := checkLength("sourceIdentity", source, 2, 64); err != nil {
-			return nil, err
-		}
-		if err := checkPattern("sourceIdentity", source, sessionNameRe); err != nil {
-			return nil, err
-		}
-		if strings.HasPrefix(strings.ToLower(source), "aws:") {
-			return nil, validationError("SourceIdentity must not start with aws:")
-		}
+	if err := checkSourceIdentity(params, source); err != nil {
+		return nil, err
 	}
 	if _, err := s.checkMFA(params); err != nil {
 		return nil, err
@@ -306,6 +255,89 @@ func (s *Server) assumeRole(params url.Values, key *accessKey, now time.Time) (a
 	res.AssumedRoleUser.AssumedRoleID = roleID + ":" + name
 	res.PackedPolicySize = packed
 	return res, nil
+}
+
+func checkAssumeRoleNames(roleARN, name string) *apiError {
+	if roleARN == "" || name == "" {
+		return &apiError{400, "MissingParameter", "RoleArn and RoleSessionName are required"}
+	}
+	if err := checkLength("roleArn", roleARN, 20, 2048); err != nil {
+		return err
+	}
+	if err := checkLength("roleSessionName", name, 2, 64); err != nil {
+		return err
+	}
+	if err := checkPattern("roleSessionName", name, sessionNameRe); err != nil {
+		return err
+	}
+	if !roleARNRe.MatchString(roleARN) {
+		return validationError("%s is invalid", roleARN)
+	}
+	return nil
+}
+
+// authoriseAssumeRole is what the role's trust and limits decide: who may
+// assume it, for how long, with which external ID.
+func (s *Server) authoriseAssumeRole(params url.Values, key *accessKey, roleARN string, d time.Duration) *apiError {
+	if key.kind == kindFederation {
+		return accessDenied("Federated users cannot assume roles")
+	}
+	role, ok := s.roles[roleARN]
+	if !ok {
+		return accessDenied("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", key.arn, roleARN)
+	}
+	if key.kind == kindRole && d > time.Hour {
+		return validationError("The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.")
+	}
+	if d > role.MaxSessionDuration {
+		return validationError("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+	}
+	if ext := params.Get("ExternalId"); params.Has("ExternalId") {
+		if err := checkLength("externalId", ext, 2, 1224); err != nil {
+			return err
+		}
+		if err := checkPattern("externalId", ext, externalIDRe); err != nil {
+			return err
+		}
+	}
+	if role.ExternalID != "" && params.Get("ExternalId") != role.ExternalID {
+		return accessDenied("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", key.arn, roleARN)
+	}
+	return nil
+}
+
+// checkSessionTags: the tags and transitive keys STS would accept.
+func checkSessionTags(params url.Values) *apiError {
+	tagMap, err := tags(params)
+	if err != nil {
+		return err
+	}
+	transitive := members(params, "TransitiveTagKeys.member.", "")
+	if len(transitive) > 50 {
+		return validationError("1 validation error detected: Value at 'transitiveTagKeys' failed to satisfy constraint: Member must have length less than or equal to 50")
+	}
+	for _, t := range transitive {
+		if _, ok := tagMap[strings.ToLower(t)]; !ok {
+			return validationError("The specified transitive tag key %q is not a session tag key.", t)
+		}
+	}
+	return nil
+}
+
+func checkSourceIdentity(params url.Values, source string) *apiError {
+	if !params.Has("SourceIdentity") {
+		return nil
+	}
+	if err := checkLength("sourceIdentity", source, 2, 64); err != nil {
+		return err
+	}
+	if err := checkPattern("sourceIdentity", source, sessionNameRe); err != nil {
+		return err
+	}
+	if strings.HasPrefix(strings.ToLower(source), "aws:") {
+		return validationError("SourceIdentity must not start with aws:")
+	}
+	return nil
 }
 
 func (s *Server) getFederationToken(params url.Values, key *accessKey, now time.Time) (any, *apiError) {
