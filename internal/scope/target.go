@@ -85,37 +85,18 @@ func matchGlobs(globs []string, s string) bool {
 }
 
 // GlobMatch matches * (any run, slashes included) and ? (one byte).
-func GlobMatch(glob, s string) bool {
-	star, match := -1, 0
-	gi, si := 0, 0
-	for si < len(s) {
-		switch {
-		case gi < len(glob) && (glob[gi] == '?' || glob[gi] == s[si]):
-			gi++
-			si++
-		case gi < len(glob) && glob[gi] == '*':
-			star, match = gi, si
-			gi++
-		case star >= 0:
-			gi, match = star+1, match+1
-			si = match
-		default:
-			return false
-		}
-	}
-	for gi < len(glob) && glob[gi] == '*' {
-		gi++
-	}
-	return gi == len(glob)
-}
+func GlobMatch(glob, s string) bool { return globMatch(glob, s, false) }
 
 // globMatchFold is GlobMatch with ASCII letters matched in any case.
-func globMatchFold(glob, s string) bool {
+func globMatchFold(glob, s string) bool { return globMatch(glob, s, true) }
+
+func globMatch(glob, s string, fold bool) bool {
+	same := func(a, b byte) bool { return a == b || fold && lowerASCII(a) == lowerASCII(b) }
 	star, match := -1, 0
 	gi, si := 0, 0
 	for si < len(s) {
 		switch {
-		case gi < len(glob) && (glob[gi] == '?' || lowerASCII(glob[gi]) == lowerASCII(s[si])):
+		case gi < len(glob) && (glob[gi] == '?' || same(glob[gi], s[si])):
 			gi++
 			si++
 		case gi < len(glob) && glob[gi] == '*':
