@@ -67,6 +67,14 @@ func queryCases() []tcase {
 		{"encoded action name", "gci", stsQuery("Action=Assume%52ole"), den, "sts:AssumeRole"},
 		{"role without actions", "stsany", stsQuery(gciQ), den, "mints credentials"},
 		{"role without actions, AssumeRole", "stsany", stsForm(assumeForm), den, "mints credentials"},
+	}
+}
+
+// otherQueryCases: IAM, EC2, CloudWatch, SQS and Redshift by the same
+// rules, and the newer protocols' markers refused.
+func otherQueryCases() []tcase {
+	gciQ := "Action=GetCallerIdentity&Version=2011-06-15"
+	return []tcase{
 		{"IAM CreateAccessKey beside ListUsers", "iamlist", iamForm("Action=CreateAccessKey&Version=2010-05-08"), den, "iam:CreateAccessKey"},
 		{"IAM ListUsers", "iamlist", iamForm("Action=ListUsers&Version=2010-05-08"), ok, "ListUsers"},
 		{"IAM hidden CreateAccessKey with a ListUsers target", "iamlist", withHeader(hidden(iamForm("Action=CreateAccessKey"), sha("Action=CreateAccessKey")), "X-Amz-Target", "AWSIdentityManagementV20100508.ListUsers"), den, "X-Amz-Target"},

@@ -154,7 +154,7 @@ func checkAnswer(t *testing.T, tc tcase, d Decision, err error) {
 
 func TestCheck(t *testing.T) {
 	var all []tcase
-	for _, group := range [][]tcase{queryCases(), jsonCases(), mintingCases(), s3OpCases(), s3HostCases(), extraS3, copyCases(), pathCases(), restCases(), targetCases()} {
+	for _, group := range [][]tcase{queryCases(), otherQueryCases(), jsonCases(), mintingCases(), s3OpCases(), s3HostCases(), extraS3, copyCases(), pathCases(), restCases(), targetCases()} {
 		all = append(all, group...)
 	}
 	if len(all) < 200 {
