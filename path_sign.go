@@ -95,8 +95,7 @@ type signRequest struct {
 	expires     time.Duration
 	body        []byte
 
-	query    url.Values // the URL's query, parsed once
-	decision scope.Decision
+	query url.Values // the URL's query, parsed once
 }
 
 func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -112,7 +111,7 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return b.respond(nil, err)
 	}
-	if in.decision, err = in.authorise(role); err != nil {
+	if err = in.authorise(role); err != nil {
 		return b.respond(nil, err)
 	}
 	var resp *logical.Response
@@ -298,14 +297,13 @@ func (in *signRequest) parseExpiry(d *framework.FieldData) error {
 
 func (in *signRequest) s3() bool { return in.service == "s3" }
 
-// authorise asks the role's scope whether it may sign the request, and
-// which operation the service will run.
-func (in *signRequest) authorise(role *roleEntry) (scope.Decision, error) {
-	d, err := role.policy().Check(&scope.Request{
+// authorise asks the role's scope whether it may sign the request.
+func (in *signRequest) authorise(role *roleEntry) error {
+	_, err := role.policy().Check(&scope.Request{
 		Method: in.method, URL: in.url, Header: in.header, Body: in.body, PayloadHash: in.payloadHash,
 		Service: in.service, Region: in.region, Presign: in.presign, Expires: in.expires,
 	})
-	return d, scopeErr(err)
+	return scopeErr(err)
 }
 
 // sign signs with the server's clock: the key store is asked only for

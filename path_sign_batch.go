@@ -96,8 +96,7 @@ func (bt *signBatch) authorise(raw any) (*signRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	in.decision, err = in.authorise(bt.role)
-	return in, err
+	return in, in.authorise(bt.role)
 }
 
 // signAll signs the authorised items with one engine and one signing key.
