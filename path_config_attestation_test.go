@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/google/go-tpm/tpm2"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -224,13 +223,13 @@ func TestAttestationTPM(t *testing.T) {
 		t.Fatalf("statement %q", s)
 	}
 	secret := []byte("a credential of the verifier's")
-	id, enc := credentialFor(t, ev.EKs[tpm.EKECC].Public, ev.AKName, secret)
-	resp = e.attestation(t, map[string]any{"credential_blob": id, "credential_secret": enc})
+	id, enc := testenv.MakeCredential(t, ev.EKs[tpm.EKECC].Public, ev.AKName, secret)
+	resp = e.attestation(t, map[string]any{"credential_blob": base64.StdEncoding.EncodeToString(id), "credential_secret": base64.StdEncoding.EncodeToString(enc)})
 	if got := resp.Data["evidence"].(map[string]any)["activated_credential"]; got != base64.StdEncoding.EncodeToString(secret) {
 		t.Fatalf("activated %v", got)
 	}
-	id, enc = credentialFor(t, ev.EKs[tpm.EKECC].Public, ev.Name, secret)
-	bad, err := e.request(t, logical.ReadOperation, "config/attestation", map[string]any{"credential_blob": id, "credential_secret": enc})
+	id, enc = testenv.MakeCredential(t, ev.EKs[tpm.EKECC].Public, ev.Name, secret)
+	bad, err := e.request(t, logical.ReadOperation, "config/attestation", map[string]any{"credential_blob": base64.StdEncoding.EncodeToString(id), "credential_secret": base64.StdEncoding.EncodeToString(enc)})
 	if status(bad, err) != http.StatusBadRequest || !strings.Contains(errText(bad, err), "credential_blob") {
 		t.Fatalf("a credential for another Name: %v %v", bad, err)
 	}
@@ -269,29 +268,6 @@ func evidenceOf(t *testing.T, m map[string]any) *tpm.Evidence {
 		ev.EKs[name] = tpm.EK{Public: pub}
 	}
 	return ev
-}
-
-// credentialFor is TPM2_MakeCredential as a verifier runs it, from the EK's
-// public area alone; it returns the two fields, base64.
-func credentialFor(t *testing.T, ekPublic, name, secret []byte) (string, string) {
-	t.Helper()
-	pub, err := tpm2.Unmarshal[tpm2.TPM2BPublic](ekPublic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	contents, err := pub.Contents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ek, err := tpm2.ImportEncapsulationKey(contents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, enc, err := tpm2.CreateCredential(rand.Reader, ek, name, secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(id), base64.StdEncoding.EncodeToString(enc)
 }
 
 // transitAttestWorld is a real Vault with transit and the plugin's own

@@ -246,12 +246,12 @@ func TestActivateCredential(t *testing.T) {
 	k := importKey(t, cfg)
 	ev := certify(t, k, nil)
 	secret := nonce(t)
-	id, enc := makeCredential(t, ev.EKs[tpm.EKECC].Public, ev.AKName, secret)
+	id, enc := testenv.MakeCredential(t, ev.EKs[tpm.EKECC].Public, ev.AKName, secret)
 	got, err := k.ActivateCredential(context.Background(), tpm.EKECC, id, enc)
 	if err != nil || !bytes.Equal(got, secret) {
 		t.Fatalf("activated %x, %v", got, err)
 	}
-	id, enc = makeCredential(t, ev.EKs[tpm.EKECC].Public, ev.Name, secret) // the HMAC key's Name, not the AK's
+	id, enc = testenv.MakeCredential(t, ev.EKs[tpm.EKECC].Public, ev.Name, secret) // the HMAC key's Name, not the AK's
 	if _, err := k.ActivateCredential(context.Background(), tpm.EKECC, id, enc); !errors.Is(err, tpm.ErrCredentialRefused) {
 		t.Fatalf("a credential for another Name: %v", err)
 	}
@@ -259,27 +259,6 @@ func TestActivateCredential(t *testing.T) {
 	if n := loadedHandles(t, sw.Addr); n != 0 {
 		t.Fatalf("%d handles left in the TPM", n)
 	}
-}
-
-func makeCredential(t *testing.T, ekPublic, name, secret []byte) ([]byte, []byte) {
-	t.Helper()
-	pub, err := tpm2.Unmarshal[tpm2.TPM2BPublic](ekPublic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	contents, err := pub.Contents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ek, err := tpm2.ImportEncapsulationKey(contents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, enc, err := tpm2.CreateCredential(rand.Reader, ek, name, secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id, enc
 }
 
 // On a TPM manufactured with an EK certificate (swtpm_setup and its local
@@ -309,7 +288,7 @@ func TestEKCertificate(t *testing.T) {
 		t.Fatal("the EK certificate is not for the RSA EK returned")
 	}
 	secret := nonce(t)
-	id, enc := makeCredential(t, rsaEK.Public, ev.AKName, secret)
+	id, enc := testenv.MakeCredential(t, rsaEK.Public, ev.AKName, secret)
 	if got, err := k.ActivateCredential(context.Background(), tpm.EKRSA, id, enc); err != nil || !bytes.Equal(got, secret) {
 		t.Fatalf("activation with the certified RSA EK: %x %v", got, err)
 	}

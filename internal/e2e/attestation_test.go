@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-tpm/tpm2"
 	"github.com/hashicorp/vault/api"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
@@ -128,8 +127,9 @@ func (w *world) attestTPM(t *testing.T) {
 	}
 	secret := []byte("the verifier's credential")
 	ekPub, _ := base64.StdEncoding.DecodeString(m["endorsement_keys"].(map[string]any)[tpm.EKECC].(map[string]any)["public"].(string))
-	id, enc := makeCredential(t, ekPub, ev.AKName, secret)
-	s = w.attestation(t, attMount("tpm"), map[string][]string{"credential_blob": {id}, "credential_secret": {enc}})
+	id, enc := testenv.MakeCredential(t, ekPub, ev.AKName, secret)
+	s = w.attestation(t, attMount("tpm"), map[string][]string{
+		"credential_blob": {base64.StdEncoding.EncodeToString(id)}, "credential_secret": {base64.StdEncoding.EncodeToString(enc)}})
 	if got := s.Data["evidence"].(map[string]any)["activated_credential"]; got != base64.StdEncoding.EncodeToString(secret) {
 		t.Fatalf("activated credential %v", got)
 	}
@@ -178,28 +178,6 @@ func (w *world) derivedAKName(t *testing.T, command string) []byte {
 		t.Fatal(err)
 	}
 	return name
-}
-
-// makeCredential is TPM2_MakeCredential from the EK's public area alone.
-func makeCredential(t *testing.T, ekPublic, name, secret []byte) (string, string) {
-	t.Helper()
-	pub, err := tpm2.Unmarshal[tpm2.TPM2BPublic](ekPublic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	contents, err := pub.Contents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ek, err := tpm2.ImportEncapsulationKey(contents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, enc, err := tpm2.CreateCredential(rand.Reader, ek, name, secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(id), base64.StdEncoding.EncodeToString(enc)
 }
 
 // attestTransitExposure reads two transit keys' flags, then makes both

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	crand "crypto/rand"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-tpm/tpm2"
 )
 
 // SWTPM is swtpm in socket mode, reached over TCP.
@@ -97,4 +100,28 @@ func bindable(port int) bool {
 	}
 	l.Close()
 	return true
+}
+
+// MakeCredential is TPM2_MakeCredential as a verifier runs it, from the EK's
+// public area alone: the credential blob and encrypted secret that only the
+// TPM holding that EK and an object of that Name can activate.
+func MakeCredential(t testing.TB, ekPublic, name, secret []byte) (idObject, encSecret []byte) {
+	t.Helper()
+	pub, err := tpm2.Unmarshal[tpm2.TPM2BPublic](ekPublic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contents, err := pub.Contents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ek, err := tpm2.ImportEncapsulationKey(contents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idObject, encSecret, err = tpm2.CreateCredential(crand.Reader, ek, name, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idObject, encSecret
 }
