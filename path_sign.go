@@ -300,7 +300,7 @@ func (in *signRequest) s3() bool { return in.service == "s3" }
 // authorise asks the role's scope whether it may sign the request.
 func (in *signRequest) authorise(role *roleEntry) error {
 	_, err := role.policy().Check(&scope.Request{
-		Method: in.method, URL: in.url, Header: in.header, Body: in.body, PayloadHash: in.payloadHash,
+		Method: in.method, URL: in.url, Query: in.query, Header: in.header, Body: in.body, PayloadHash: in.payloadHash,
 		Service: in.service, Region: in.region, Presign: in.presign, Expires: in.expires,
 	})
 	return scopeErr(err)

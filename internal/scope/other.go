@@ -23,9 +23,9 @@ func (p *Policy) checkOther(r *Request) (Decision, error) {
 		d.Operation = invokeOperation(segs)
 		return d, nil
 	}
-	query, err := url.ParseQuery(r.URL.RawQuery)
+	query, err := r.query()
 	if err != nil {
-		return d, bad("url: the query string is malformed")
+		return d, err
 	}
 	sig, err := readSignals(r, query)
 	if err != nil {

@@ -38,9 +38,9 @@ func (p *Policy) checkS3(r *Request) (Decision, error) {
 	if len(p.Paths) > 0 && !matchGlobs(p.Paths, d.Path) {
 		return d, denied("url: the role may not sign this path (allowed_paths: " + listOrNone(p.Paths) + ")")
 	}
-	query, err := url.ParseQuery(r.URL.RawQuery)
+	query, err := r.query()
 	if err != nil {
-		return d, bad("url: the query string is malformed")
+		return d, err
 	}
 	if err := (signals{targets: r.Header.Values("X-Amz-Target")}).refuse(nil); err != nil {
 		return d, err

@@ -31,6 +31,7 @@ type Policy struct {
 type Request struct {
 	Method      string
 	URL         *url.URL
+	Query       url.Values // URL.RawQuery already parsed, read only; nil: parsed here
 	Header      http.Header
 	Body        []byte
 	PayloadHash string // hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING- mode
@@ -38,6 +39,18 @@ type Request struct {
 	Region      string
 	Presign     bool
 	Expires     time.Duration
+}
+
+// query is the URL's query, parsed once: Query when the caller parsed it.
+func (r *Request) query() (url.Values, error) {
+	if r.Query != nil {
+		return r.Query, nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, bad("url: the query string is malformed")
+	}
+	return q, nil
 }
 
 // Decision is the operation the scope found the request to be.
