@@ -10,11 +10,10 @@ func (p *Policy) checkAction(r *Request, d *Decision) error {
 	if d.Operation == "" {
 		return p.checkUnplaced(r, d)
 	}
-	d.Authority = IsAuthority(d.Service, d.Operation)
 	if isAuthorityService(d.Service) && len(p.Actions) == 0 {
 		return denied("action: " + d.Service + " mints credentials or changes access; only actions listed in allowed_actions are signed (allowed_actions: none)")
 	}
-	if err := p.allows(d.Action(), d.Authority); err != nil {
+	if err := p.allows(d.Action(), IsAuthority(d.Service, d.Operation)); err != nil {
 		return err
 	}
 	for _, a := range d.needExact {

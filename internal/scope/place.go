@@ -8,9 +8,8 @@ import (
 
 // candidate is one reading of the request: an operation, by one protocol.
 type candidate struct {
-	model    string
-	protocol awsmodel.Protocol
-	rest     *awsmodel.Operation // when read by its HTTP route
+	model string
+	rest  *awsmodel.Operation // when read by its HTTP route
 }
 
 // place finds the operation. Every protocol the service speaks reads the
@@ -32,7 +31,7 @@ func place(d *Decision, r *Request, models []*awsmodel.Service, sig signals, rr 
 		case ambiguous:
 			d.unplaced = "action: the request's route matches more than one operation"
 		case op != nil:
-			found[op.Name] = candidate{model: s.Model, protocol: s.Protocols[0], rest: op}
+			found[op.Name] = candidate{model: s.Model, rest: op}
 		}
 	}
 	if r.Service == "neptune-db" && len(found) == 0 && d.unplaced == "" {
@@ -44,7 +43,7 @@ func place(d *Decision, r *Request, models []*awsmodel.Service, sig signals, rr 
 		d.unplaced = "action: the request reads as more than one operation"
 	case len(found) == 1 && d.unplaced == "":
 		for name, c := range found {
-			d.Operation, d.Model, d.Protocol = name, c.model, c.protocol
+			d.Operation, d.Model = name, c.model
 			if c.rest != nil {
 				d.unplaced = unreadQuery(c.rest, rr)
 			}
@@ -82,7 +81,7 @@ func (sig signals) readOps(service string, models []*awsmodel.Service, found map
 		prefix, name := cutLast(sig.targets[0], ".")
 		for _, s := range models {
 			if s.Speaks(awsmodel.JSON) && s.TargetPrefix == prefix && s.Operation(name) != nil {
-				found[name] = candidate{model: s.Model, protocol: awsmodel.JSON}
+				found[name] = candidate{model: s.Model}
 			}
 		}
 		if len(found) == 0 {
@@ -121,14 +120,14 @@ func readQueryAction(service, action string, models []*awsmodel.Service, found m
 	for _, s := range models {
 		if s.Speaks(awsmodel.Query) || s.Speaks(awsmodel.EC2) {
 			if op := s.OperationFold(action); op != nil {
-				found[op.Name] = candidate{model: s.Model, protocol: s.Protocols[0]}
+				found[op.Name] = candidate{model: s.Model}
 			}
 		}
 	}
 	for _, op := range tokenOps[service] {
 		if strings.EqualFold(op, action) {
 			_, name := cutLast(op, ":")
-			found[name] = candidate{protocol: awsmodel.Query}
+			found[name] = candidate{}
 		}
 	}
 }

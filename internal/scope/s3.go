@@ -34,8 +34,8 @@ func (p *Policy) checkS3(r *Request) (Decision, error) {
 	if loc.control {
 		return p.checkOther(r)
 	}
-	d := Decision{Service: r.Service, Bucket: loc.bucket, Key: loc.key, modelled: true, Path: s3Path(loc.bucket, loc.key)}
-	if len(p.Paths) > 0 && !matchGlobs(p.Paths, d.Path) {
+	d := Decision{Service: r.Service, modelled: true}
+	if len(p.Paths) > 0 && !matchGlobs(p.Paths, s3Path(loc.bucket, loc.key)) {
 		return d, denied("url: the role may not sign this path (allowed_paths: " + listOrNone(p.Paths) + ")")
 	}
 	query, err := r.query()
@@ -69,7 +69,7 @@ func (p *Policy) checkS3(r *Request) (Decision, error) {
 		d.unplaced = unreadQuery(op, awsmodel.RouteRequest{Query: query})
 	}
 	if d.unplaced == "" {
-		d.Operation, d.Model, d.Protocol, d.Subresource = op.Name, model.Model, model.Protocols[0], subresource(op)
+		d.Operation, d.Model = op.Name, model.Model
 	}
 	return d, p.checkS3Headers(r, loc, &d)
 }
@@ -100,13 +100,6 @@ func s3Segments(loc s3Location) []string {
 		return []string{loc.bucket}
 	}
 	return append([]string{loc.bucket}, strings.Split(loc.key, "/")...)
-}
-
-func subresource(op *awsmodel.Operation) string {
-	_, q, _ := strings.Cut(op.URI, "?")
-	k, _, _ := strings.Cut(q, "&")
-	k, _, _ = strings.Cut(k, "=")
-	return k
 }
 
 // locateS3 reads bucket and key as S3 does. The host is lower-cased once

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/awshmac/vault-plugin-aws-hmac/internal/awsmodel"
 )
 
 // Policy is a role's signing scope. Empty Services, Regions or Hosts allow
@@ -55,15 +53,9 @@ func (r *Request) query() (url.Values, error) {
 
 // Decision is the operation the scope found the request to be.
 type Decision struct {
-	Service   string            // the signing name
-	Model     string            // the service model, e.g. s3control; "" when unmodelled
-	Operation string            // as SDKs and CloudTrail name it; "" when not placed
-	Protocol  awsmodel.Protocol // how the operation was read; "" when unmodelled
-	Authority bool              // it mints credentials or changes access
-	Path      string            // the path allowed_paths was matched on
-
-	// S3 only.
-	Bucket, Key, Subresource string
+	Service   string // the signing name
+	Model     string // the service model, e.g. s3control; "" when unmodelled
+	Operation string // as SDKs and CloudTrail name it; "" when not placed
 
 	modelled   bool     // the signing name is in the models
 	unplaced   string   // why the operation could not be placed
