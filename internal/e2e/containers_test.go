@@ -9,13 +9,11 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -219,7 +217,7 @@ func (w *world) containersTLS(t *testing.T) {
 		t.Fatalf("serve on 0.0.0.0 without TLS: %v %s", err, redact(out, w))
 	}
 	dir := t.TempDir()
-	cert, key := writeSelfSigned(t, dir)
+	cert, key, _ := testenv.SelfSigned(t, dir)
 	addr := "0.0.0.0:" + strconv.Itoa(testenv.FreePort(t))
 	s := startServe(t, w.helperEnv(t), 2, "-role", "deploy", "-listen", addr, "-tls-cert", cert, "-tls-key", key, "-token-file", filepath.Join(dir, "token"))
 	uri := s.vars["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
@@ -236,29 +234,6 @@ func (w *world) containersTLS(t *testing.T) {
 	if got, err := w.sdkIdentity(cfg, false); err != nil || !strings.Contains(got, deployARN) {
 		t.Fatalf("aws-sdk-go-v2 over HTTPS: %q %v", got, err)
 	}
-}
-
-// writeSelfSigned writes a CA-signed-by-itself certificate for localhost.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	return certFile, keyFile
 }
 
 // containersLinkLocal: ECS's and EKS Pod Identity's addresses pass the
