@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/awsmodel"
 )
@@ -74,14 +75,15 @@ func (p *Policy) checkS3(r *Request) (Decision, error) {
 	return d, p.checkS3Headers(r, loc, &d)
 }
 
-func s3Model() *awsmodel.Service {
+// s3Model is S3's own model, looked up once.
+var s3Model = sync.OnceValue(func() *awsmodel.Service {
 	for _, s := range awsmodel.Services("s3") {
 		if s.Model == "s3" {
 			return s
 		}
 	}
 	panic("awsmodel: no s3 model")
-}
+})
 
 func s3Path(bucket, key string) string {
 	if bucket == "" {
