@@ -53,9 +53,7 @@ func scopeErr(err error) error {
 	return outOfScope("%s", se.Msg)
 }
 
-func matchGlobs(globs []string, s string) bool {
-	return slices.ContainsFunc(globs, func(g string) bool { return scope.GlobMatch(g, s) })
-}
+func matchGlobs(globs []string, s string) bool { return scope.MatchGlobs(globs, s) }
 
 // reservedName is the header's name as the signer knows it, when the
 // caller may not give it; "" otherwise.

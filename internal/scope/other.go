@@ -15,7 +15,7 @@ func (p *Policy) checkOther(r *Request) (Decision, error) {
 	if err != nil {
 		return d, err
 	}
-	if len(p.Paths) > 0 && !matchGlobs(p.Paths, path) {
+	if len(p.Paths) > 0 && !MatchGlobs(p.Paths, path) {
 		return d, denied("url: the role may not sign this path (allowed_paths: " + listOrNone(p.Paths) + ")")
 	}
 	if r.Service == "execute-api" {

@@ -36,7 +36,7 @@ func (p *Policy) checkS3(r *Request) (Decision, error) {
 		return p.checkOther(r)
 	}
 	d := Decision{Service: r.Service, modelled: true}
-	if len(p.Paths) > 0 && !matchGlobs(p.Paths, s3Path(loc.bucket, loc.key)) {
+	if len(p.Paths) > 0 && !MatchGlobs(p.Paths, s3Path(loc.bucket, loc.key)) {
 		return d, denied("url: the role may not sign this path (allowed_paths: " + listOrNone(p.Paths) + ")")
 	}
 	query, err := r.query()

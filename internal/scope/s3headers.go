@@ -51,7 +51,7 @@ func (p *Policy) checkCopySource(src string, loc s3Location, d *Decision) error 
 	if loc.vhost && bucket != loc.bucket && !matchScope(p.Hosts, bucket+"."+loc.hostSuffix) {
 		return denied("headers: x-amz-copy-source names another bucket than the request's, whose host the role may not sign for (allowed_hosts: " + listOrNone(p.Hosts) + ")")
 	}
-	if len(p.Paths) > 0 && !matchGlobs(p.Paths, s3Path(bucket, key)) {
+	if len(p.Paths) > 0 && !MatchGlobs(p.Paths, s3Path(bucket, key)) {
 		return denied("headers: x-amz-copy-source is outside the role's paths (allowed_paths: " + listOrNone(p.Paths) + ")")
 	}
 	d.needAlso = append(d.needAlso, d.Service+":GetObject")

@@ -80,7 +80,8 @@ func namedExactly(list []string, value string) bool {
 	return slices.ContainsFunc(list, func(s string) bool { return strings.EqualFold(s, value) })
 }
 
-func matchGlobs(globs []string, s string) bool {
+// MatchGlobs reports whether any of the globs matches s (GlobMatch).
+func MatchGlobs(globs []string, s string) bool {
 	return slices.ContainsFunc(globs, func(g string) bool { return GlobMatch(g, s) })
 }
 
