@@ -102,31 +102,10 @@ func (p *sigParts) parseCredential(c string) *authError {
 // rebuilds the request from exactly the headers the client signed, signs it
 // with the secret the server holds and compares.
 func (s *Server) verify(r *http.Request, body []byte, p sigParts, key *accessKey, now time.Time) *authError {
-	signedAt, err := time.Parse("20060102T150405Z", p.amzDate)
-	if err != nil {
-		return &authError{400, "IncompleteSignature", "X-Amz-Date is not a valid ISO 8601 basic timestamp"}
+	signedAt, aerr := checkSigningTime(p, now)
+	if aerr != nil {
+		return aerr
 	}
-	if p.date != signedAt.Format("20060102") {
-		return &authError{403, "SignatureDoesNotMatch", "Credential date does not match X-Amz-Date"}
-	}
-	if p.presigned {
-		if now.After(signedAt.Add(p.expires)) {
-			return &authError{403, "AccessDenied", "Request has expired"}
-		}
-		if signedAt.After(now.Add(maxSkew)) {
-			return &authError{403, "SignatureDoesNotMatch", "Signature not yet current"}
-		}
-	} else {
-		if now.Sub(signedAt) > maxSkew {
-			return &authError{403, "SignatureDoesNotMatch", "Signature expired: " + p.amzDate + " is now earlier than " +
-				now.Add(-maxSkew).Format("20060102T150405Z") + " (" + now.Format("20060102T150405Z") + " - 15 min.)"}
-		}
-		if signedAt.Sub(now) > maxSkew {
-			return &authError{403, "SignatureDoesNotMatch", "Signature not yet current: " + p.amzDate + " is still later than " +
-				now.Add(maxSkew).Format("20060102T150405Z") + " (" + now.Format("20060102T150405Z") + " + 15 min.)"}
-		}
-	}
-
 	signed := strings.Split(p.signedHeaders, ";")
 	if !contains(signed, "host") {
 		return &authError{403, "SignatureDoesNotMatch", "'Host' must be a signed header"}
@@ -134,7 +113,62 @@ func (s *Server) verify(r *http.Request, body []byte, p sigParts, key *accessKey
 	if key.token != "" && !p.presigned && !contains(signed, "x-amz-security-token") {
 		return &authError{403, "SignatureDoesNotMatch", "'X-Amz-Security-Token' must be a signed header"}
 	}
+	resigned, aerr := resignable(r, p, signed)
+	if aerr != nil {
+		return aerr
+	}
+	// STS hashes the body itself; only an explicit UNSIGNED-PAYLOAD is taken at its word.
+	sum := sha256.Sum256(body)
+	payloadHash := hex.EncodeToString(sum[:])
+	if r.Header.Get("X-Amz-Content-Sha256") == "UNSIGNED-PAYLOAD" {
+		payloadHash = "UNSIGNED-PAYLOAD"
+	}
+	creds := aws.Credentials{AccessKeyID: key.id, SecretAccessKey: key.secret, SessionToken: p.token}
+	want, wantHeaders, aerr := expectedSignature(resigned, creds, payloadHash, p, signedAt)
+	if aerr != nil {
+		return aerr
+	}
+	if wantHeaders != p.signedHeaders || !hmac.Equal([]byte(want), []byte(p.signature)) {
+		return &authError{403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. " +
+			"Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
+	}
+	return nil
+}
 
+// checkSigningTime parses X-Amz-Date and refuses it as STS does: a
+// credential scope of another day, an expired presigned URL, a clock skew
+// over 15 minutes.
+func checkSigningTime(p sigParts, now time.Time) (time.Time, *authError) {
+	signedAt, err := time.Parse("20060102T150405Z", p.amzDate)
+	if err != nil {
+		return time.Time{}, &authError{400, "IncompleteSignature", "X-Amz-Date is not a valid ISO 8601 basic timestamp"}
+	}
+	if p.date != signedAt.Format("20060102") {
+		return time.Time{}, &authError{403, "SignatureDoesNotMatch", "Credential date does not match X-Amz-Date"}
+	}
+	if p.presigned {
+		if now.After(signedAt.Add(p.expires)) {
+			return time.Time{}, &authError{403, "AccessDenied", "Request has expired"}
+		}
+		if signedAt.After(now.Add(maxSkew)) {
+			return time.Time{}, &authError{403, "SignatureDoesNotMatch", "Signature not yet current"}
+		}
+		return signedAt, nil
+	}
+	if now.Sub(signedAt) > maxSkew {
+		return time.Time{}, &authError{403, "SignatureDoesNotMatch", "Signature expired: " + p.amzDate + " is now earlier than " +
+			now.Add(-maxSkew).Format("20060102T150405Z") + " (" + now.Format("20060102T150405Z") + " - 15 min.)"}
+	}
+	if signedAt.Sub(now) > maxSkew {
+		return time.Time{}, &authError{403, "SignatureDoesNotMatch", "Signature not yet current: " + p.amzDate + " is still later than " +
+			now.Add(maxSkew).Format("20060102T150405Z") + " (" + now.Format("20060102T150405Z") + " + 15 min.)"}
+	}
+	return signedAt, nil
+}
+
+// resignable is the request as the client signed it: its URL without the
+// presigning parameters and exactly the headers it signed.
+func resignable(r *http.Request, p sigParts, signed []string) (*http.Request, *authError) {
 	u := *r.URL
 	u.Scheme, u.Host = "http", r.Host
 	if p.presigned {
@@ -156,40 +190,32 @@ func (s *Server) verify(r *http.Request, body []byte, p sigParts, key *accessKey
 			if vs := r.Header.Values(h); len(vs) > 0 {
 				resigned.Header[http.CanonicalHeaderKey(h)] = vs
 			} else {
-				return &authError{403, "SignatureDoesNotMatch", "signed header " + h + " is missing from the request"}
+				return nil, &authError{403, "SignatureDoesNotMatch", "signed header " + h + " is missing from the request"}
 			}
 		}
 	}
-	// STS hashes the body itself; only an explicit UNSIGNED-PAYLOAD is taken at its word.
-	sum := sha256.Sum256(body)
-	payloadHash := hex.EncodeToString(sum[:])
-	if r.Header.Get("X-Amz-Content-Sha256") == "UNSIGNED-PAYLOAD" {
-		payloadHash = "UNSIGNED-PAYLOAD"
-	}
-	creds := aws.Credentials{AccessKeyID: key.id, SecretAccessKey: key.secret, SessionToken: p.token}
+	return resigned, nil
+}
+
+// expectedSignature signs the rebuilt request with the server's secret and
+// returns the signature and signed-header list the client should have sent.
+func expectedSignature(resigned *http.Request, creds aws.Credentials, payloadHash string, p sigParts, signedAt time.Time) (want, wantHeaders string, aerr *authError) {
 	signer := sdkv4.NewSigner(func(o *sdkv4.SignerOptions) { o.DisableHeaderHoisting = true })
-	var want, wantHeaders string
 	if p.presigned {
 		signedURL, _, err := signer.PresignHTTP(context.Background(), creds, resigned, payloadHash, p.service, p.region, signedAt)
 		if err != nil {
-			return &authError{500, "InternalFailure", err.Error()}
+			return "", "", &authError{500, "InternalFailure", err.Error()}
 		}
 		su, _ := url.Parse(signedURL)
-		want, wantHeaders = su.Query().Get("X-Amz-Signature"), su.Query().Get("X-Amz-SignedHeaders")
-	} else {
-		if err := signer.SignHTTP(context.Background(), creds, resigned, payloadHash, p.service, p.region, signedAt); err != nil {
-			return &authError{500, "InternalFailure", err.Error()}
-		}
-		auth := resigned.Header.Get("Authorization")
-		want = auth[strings.LastIndex(auth, "Signature=")+len("Signature="):]
-		sh := auth[strings.Index(auth, "SignedHeaders=")+len("SignedHeaders="):]
-		wantHeaders = sh[:strings.IndexByte(sh, ',')]
+		return su.Query().Get("X-Amz-Signature"), su.Query().Get("X-Amz-SignedHeaders"), nil
 	}
-	if wantHeaders != p.signedHeaders || !hmac.Equal([]byte(want), []byte(p.signature)) {
-		return &authError{403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. " +
-			"Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
+	if err := signer.SignHTTP(context.Background(), creds, resigned, payloadHash, p.service, p.region, signedAt); err != nil {
+		return "", "", &authError{500, "InternalFailure", err.Error()}
 	}
-	return nil
+	auth := resigned.Header.Get("Authorization")
+	want = auth[strings.LastIndex(auth, "Signature=")+len("Signature="):]
+	sh := auth[strings.Index(auth, "SignedHeaders=")+len("SignedHeaders="):]
+	return want, sh[:strings.IndexByte(sh, ',')], nil
 }
 
 func contains(list []string, s string) bool {
