@@ -52,6 +52,7 @@ func batchCases(peerURL string) []batchCase {
 		{"GetSessionToken", obj("url", peerURL+"/?Action=GetSessionToken&Version=2011-06-15&X="+batchPoison, "service", "sts"), 403, true},
 		{"another path", obj("url", "http://127.0.0.1:9000/other/"+batchPoison, "service", "s3"), 403, true},
 		{"no url", obj("service", "sts"), 400, true},
+		{"misspelt field", obj("url", s3URL, "service", "s3", "presgn", true), 400, true},
 		{"bad method", obj("method", batchPoison+" X", "url", peerURL+"/", "service", "sts"), 400, true},
 		{"user info", obj("url", "http://"+batchPoison+"@127.0.0.1/", "service", "sts"), 400, true},
 		{"body not base64", obj("url", peerURL+"/", "service", "sts", "body", "!!"+batchPoison), 400, true},

@@ -134,8 +134,12 @@ func refuseUnknownFields(data map[string]any, fields map[string]*framework.Field
 }
 
 // screenItem screens one of batch_input's items as a single call is
-// screened, against the fields an item may carry.
+// screened, against the fields an item may carry: a misspelt field is
+// refused, as on a single call.
 func screenItem(item map[string]any, fields map[string]*framework.FieldSchema) error {
+	if err := refuseUnknownFields(item, fields); err != nil {
+		return err
+	}
 	if err := headersFromPairs(item); err != nil {
 		return err
 	}
