@@ -39,7 +39,7 @@ func get(s *credServer, token, remote string) *httptest.ResponseRecorder {
 func TestServeChecksTokenAndLoopback(t *testing.T) {
 	s, _ := testServer(t, time.Hour, 0)
 	if len(s.token) != 64 {
-		t.Fatalf("token %q is not 32 random bytes", s.token)
+		t.Fatalf("token of %d characters is not 32 random bytes", len(s.token)) // never the token itself
 	}
 	for _, tc := range []struct {
 		token, remote string
@@ -53,7 +53,7 @@ func TestServeChecksTokenAndLoopback(t *testing.T) {
 		{s.token, "127.0.0.1:5000", http.StatusOK},
 	} {
 		if got := get(s, tc.token, tc.remote); got.Code != tc.want {
-			t.Fatalf("token %q from %s: %d, want %d", tc.token, tc.remote, got.Code, tc.want)
+			t.Fatalf("%d-character token from %s: %d, want %d", len(tc.token), tc.remote, got.Code, tc.want)
 		}
 	}
 	body := get(s, s.token, "127.0.0.1:1").Body.String()
