@@ -2,6 +2,7 @@ package scope
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/awsmodel"
@@ -39,12 +40,24 @@ func (p *Policy) checkOther(r *Request) (Decision, error) {
 	if err := place(&d, r, models, sig, awsmodel.RouteRequest{Method: r.Method, Segments: segs, Query: query, HasHeader: hasHeader(r)}); err != nil {
 		return d, err
 	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") && d.Operation != "" {
+	if encodes(r.Header.Values("Content-Encoding")) && d.Operation != "" {
 		// A service that decompresses reads another body than the one
 		// the scope read (AWS's request compression: gzip).
 		d.Operation, d.unplaced = "", "headers: Content-Encoding makes the service read another body than the one signed here"
 	}
 	return d, nil
+}
+
+// encodes reports whether any Content-Encoding value is other than
+// identity: each value counts, not only the first, since the service reads
+// them all.
+func encodes(values []string) bool {
+	return slices.ContainsFunc(values, func(v string) bool { return v != "" && !strings.EqualFold(v, "identity") })
+}
+
+// anySet reports whether any of a header's values is not empty.
+func anySet(values []string) bool {
+	return slices.ContainsFunc(values, func(v string) bool { return v != "" })
 }
 
 // invokeOperation: API Gateway runs the caller's own API; IAM names every
@@ -137,7 +150,7 @@ func readSignals(r *Request, query url.Values) (signals, error) {
 	s.targets = r.Header.Values("X-Amz-Target")
 	s.jsonType = strings.HasPrefix(ct, "application/x-amz-json-")
 	s.formType = strings.HasPrefix(ct, "application/x-www-form-urlencoded")
-	s.otherProtocol = r.Header.Get("X-Amzn-Target") != "" || r.Header.Get("Smithy-Protocol") != ""
+	s.otherProtocol = anySet(r.Header.Values("X-Amzn-Target")) || anySet(r.Header.Values("Smithy-Protocol"))
 	return s, nil
 }
 

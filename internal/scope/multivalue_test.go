@@ -1,0 +1,37 @@
+package scope
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A header the scope reads is read in all its values: a first value that
+// looks harmless must not hide a second that the service reads.
+func TestMultiValuedHeadersRead(t *testing.T) {
+	gci := "Action=GetCallerIdentity&Version=2011-06-15"
+	for _, tc := range []struct {
+		name, header string
+		values       []string
+		want         string
+	}{
+		{"gzip behind identity", "Content-Encoding", []string{"identity", "gzip"}, "Content-Encoding"},
+		{"X-Amzn-Target behind an empty value", "X-Amzn-Target", []string{"", "AWSSecurityTokenServiceV20110615.AssumeRole"}, ""},
+		{"Smithy-Protocol behind an empty value", "Smithy-Protocol", []string{"", "rpc-v2-cbor"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := *policies["gci"]
+			p.Regions, p.Hosts = []string{"*"}, []string{"*"}
+			r := stsForm(gci).build()
+			r.Header[http.CanonicalHeaderKey(tc.header)] = tc.values
+			d, err := p.Check(r)
+			se, ok := err.(*Error)
+			if !ok || se.Status != http.StatusForbidden {
+				t.Fatalf("signed as %q (err %v), want a refusal", d.Operation, err)
+			}
+			if tc.want != "" && !strings.Contains(se.Msg, tc.want) {
+				t.Fatalf("refusal %q does not name %s", se.Msg, tc.want)
+			}
+		})
+	}
+}
