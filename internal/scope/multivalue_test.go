@@ -35,3 +35,14 @@ func TestMultiValuedHeadersRead(t *testing.T) {
 		})
 	}
 }
+
+// Two Content-Types: the scope cannot know which one the service reads.
+func TestTwoContentTypesRefused(t *testing.T) {
+	p := *policies["gci"]
+	p.Regions, p.Hosts = []string{"*"}, []string{"*"}
+	r := stsForm("Action=GetCallerIdentity&Version=2011-06-15").build()
+	r.Header["Content-Type"] = []string{"application/x-www-form-urlencoded", "application/x-amz-json-1.1"}
+	if _, err := p.Check(r); err == nil || err.(*Error).Status != http.StatusBadRequest || !strings.Contains(err.Error(), "Content-Type") {
+		t.Fatalf("got %v, want a 400 naming Content-Type", err)
+	}
+}

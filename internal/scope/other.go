@@ -136,6 +136,10 @@ func readSignals(r *Request, query url.Values) (signals, error) {
 		}
 	}
 	collect(query)
+	if len(r.Header.Values("Content-Type")) > 1 {
+		// The scope would read the first; the service might read another.
+		return s, bad("headers: more than one Content-Type")
+	}
 	ct := strings.ToLower(r.Header.Get("Content-Type"))
 	if len(r.Body) > 0 {
 		form, err := url.ParseQuery(string(r.Body))
