@@ -88,7 +88,6 @@ func setup(t *testing.T) *world {
 	w.peer.AddRole(ststest.Role{ARN: roleARN, MaxSessionDuration: 2 * time.Hour})
 
 	w.vault = testenv.StartVault(t, testenv.VaultOptions{FileStorage: true, Audit: true})
-	c := w.vault.Client
 	// The operator's allow-lists: this token's library and this swtpm.
 	env := append(w.hsm.Env(), "AWS_HMAC_PKCS11_MODULES="+w.hsm.Module, "AWS_HMAC_TPM_ADDRESSES="+w.tpm.Addr,
 		"AWS_HMAC_TEST_MIN_ROTATION_PERIOD=2s") // scheduled rotation without waiting an hour
@@ -97,13 +96,23 @@ func setup(t *testing.T) *world {
 		t.Fatalf("sha256 %q", sum)
 	}
 	w.cli(t, "secrets", "enable", "-path="+mount, pluginName)
+	w.storeToken = w.transitStoreToken(t)
+	w.tpmPassword = "tpm-auth-" + hex.EncodeToString([]byte(t.Name()))[:8]
+	w.collectSecretForms()
+	return w
+}
+
+// transitStoreToken mounts transit with the KEK and returns the plugin's
+// transit token: HMAC and import, never the key's config, export or backup.
+func (w *world) transitStoreToken(t *testing.T) string {
+	t.Helper()
+	c := w.vault.Client
 	if err := c.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Logical().Write("transit/keys/kek", map[string]any{"type": "aes256-gcm96"}); err != nil {
 		t.Fatal(err)
 	}
-	// The plugin's transit token: HMAC and import, never the key's config, export or backup.
 	policy := `
 path "transit/hmac/*"       { capabilities = ["update"] }
 path "transit/keys/*"       { capabilities = ["read", "create", "update"] }
@@ -121,9 +130,13 @@ path "transit/backup/*"     { capabilities = ["deny"] }
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.storeToken = tok.Auth.ClientToken
-	w.tpmPassword = "tpm-auth-" + hex.EncodeToString([]byte(t.Name()))[:8]
+	return tok.Auth.ClientToken
+}
 
+// collectSecretForms lists what must never appear anywhere: the MinIO
+// secret and its signing keys around today, the HSM PINs, the TPM password
+// and the transit token, raw, hex and base64.
+func (w *world) collectSecretForms() {
 	secret := w.minio.SecretKey
 	forms := []string{secret, "AWS4" + secret, w.hsm.PIN, w.hsm.SOPIN, w.tpmPassword, w.storeToken}
 	now := time.Now().UTC()
@@ -141,7 +154,6 @@ path "transit/backup/*"     { capabilities = ["deny"] }
 		w.secretForms = append(w.secretForms, f, hex.EncodeToString([]byte(f)), base64.StdEncoding.EncodeToString([]byte(f)),
 			base64.RawStdEncoding.EncodeToString([]byte(f)), base64.URLEncoding.EncodeToString([]byte(f)))
 	}
-	return w
 }
 
 func mac(key []byte, msg string) []byte {
@@ -332,7 +344,17 @@ func (w *world) runStore(t *testing.T, store string) {
 		t.Fatalf("federation_token credentials are %s", got)
 	}
 
-	// sign/: a GetCallerIdentity call signed by Vault, sent unchanged to the peer.
+	w.storeSign(t)
+
+	w.runAgent(t)
+
+	w.storeMinIO(t)
+	w.cli(t, "write", mount+"/config", "sts_endpoint="+w.peer.URL)
+}
+
+// storeSign: a GetCallerIdentity call signed by Vault, sent unchanged to
+// the peer; a request outside the role's scope is refused with the reason.
+func (w *world) storeSign(t *testing.T) {
 	body := "Action=GetCallerIdentity&Version=2011-06-15"
 	signed, err := w.vault.Client.Logical().Write(mount+"/sign/signer", map[string]any{
 		"method": "POST", "url": w.peer.URL + "/", "service": "sts", "body": base64.StdEncoding.EncodeToString([]byte(body)),
@@ -356,8 +378,11 @@ func (w *world) runStore(t *testing.T, store string) {
 		t.Fatalf("out-of-scope signing: %v", err)
 	}
 
-	w.runAgent(t)
+}
 
+// storeMinIO: MinIO standing in for AWS: AssumeRole, then S3 with the
+// credentials and with requests Vault signs and presigns.
+func (w *world) storeMinIO(t *testing.T) {
 	// MinIO standing in for AWS: AssumeRole, then S3 with the credentials.
 	// MinIO has no GetCallerIdentity, so this write skips verification.
 	w.cli(t, "write", mount+"/config", "sts_endpoint="+w.minio.Endpoint, "skip_verification=true")
@@ -378,7 +403,6 @@ func (w *world) runStore(t *testing.T, store string) {
 			t.Fatalf("MinIO answered %d to the %v-presigned request Vault signed: %s", code, presign, out)
 		}
 	}
-	w.cli(t, "write", mount+"/config", "sts_endpoint="+w.peer.URL)
 }
 
 // runReload reloads the plugin, as Vault does on upgrades: the new process

@@ -38,37 +38,7 @@ func tagsOf(p map[string][]string) map[string]string {
 // creds/deploy against creds/DEPLOY; and a sign_with=session role.
 func (w *world) runIdentity(t *testing.T) {
 	c := w.vault.Client
-	w.cli(t, "auth", "enable", "userpass")
-	auths, err := c.Sys().ListAuth()
-	if err != nil {
-		t.Fatal(err)
-	}
-	accessor := auths["userpass/"].Accessor
-	policy := `path "` + mount + `/creds/*" { capabilities = ["read", "update"] }
-path "` + mount + `/creds/deploy" { capabilities = ["deny"] }`
-	if err := c.Sys().PutPolicy("apps", policy); err != nil {
-		t.Fatal(err)
-	}
-	w.cli(t, "write", "auth/userpass/users/alice", "password=alice-pass-1", "token_policies=apps")
-	ent, err := c.Logical().Write("identity/entity", map[string]any{"name": "alice", "metadata": map[string]any{"team": "platform"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	entityID := ent.Data["id"].(string)
-	if _, err := c.Logical().Write("identity/entity-alias", map[string]any{"name": "alice", "canonical_id": entityID, "mount_accessor": accessor}); err != nil {
-		t.Fatal(err)
-	}
-	w.cli(t, "write", mount+"/roles/ident", "credential_type=assumed_role", "role_arns="+roleARN,
-		"role_session_name_template={{identity.entity.name}}-{{random}}", "session_tags=team={{identity.entity.metadata.team}}",
-		"source_identity_template={{identity.entity.aliases."+accessor+".name}}", "audit_session_tags=true")
-
-	login, err := c.Logical().Write("auth/userpass/login/alice", map[string]any{"password": "alice-pass-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice, _ := c.Clone()
-	alice.SetToken(login.Auth.ClientToken)
-	w.secretForms = append(w.secretForms, login.Auth.ClientToken)
+	alice, entityID := w.identityAlice(t)
 
 	if _, err := alice.Logical().Read(mount + "/creds/ident"); err != nil {
 		t.Fatal(err)
@@ -108,6 +78,46 @@ path "` + mount + `/creds/deploy" { capabilities = ["deny"] }`
 		t.Fatal("creds/DEPLOY minted credentials")
 	}
 	w.runSignWithSession(t)
+}
+
+// identityAlice: userpass user alice, whose entity carries metadata, with a
+// policy denying creds/deploy, and the templated role "ident"; it returns
+// a client logged in as alice, whose token joins the secret forms.
+func (w *world) identityAlice(t *testing.T) (*api.Client, string) {
+	t.Helper()
+	c := w.vault.Client
+	w.cli(t, "auth", "enable", "userpass")
+	auths, err := c.Sys().ListAuth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	accessor := auths["userpass/"].Accessor
+	policy := `path "` + mount + `/creds/*" { capabilities = ["read", "update"] }
+path "` + mount + `/creds/deploy" { capabilities = ["deny"] }`
+	if err := c.Sys().PutPolicy("apps", policy); err != nil {
+		t.Fatal(err)
+	}
+	w.cli(t, "write", "auth/userpass/users/alice", "password=alice-pass-1", "token_policies=apps")
+	ent, err := c.Logical().Write("identity/entity", map[string]any{"name": "alice", "metadata": map[string]any{"team": "platform"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entityID := ent.Data["id"].(string)
+	if _, err := c.Logical().Write("identity/entity-alias", map[string]any{"name": "alice", "canonical_id": entityID, "mount_accessor": accessor}); err != nil {
+		t.Fatal(err)
+	}
+	w.cli(t, "write", mount+"/roles/ident", "credential_type=assumed_role", "role_arns="+roleARN,
+		"role_session_name_template={{identity.entity.name}}-{{random}}", "session_tags=team={{identity.entity.metadata.team}}",
+		"source_identity_template={{identity.entity.aliases."+accessor+".name}}", "audit_session_tags=true")
+
+	login, err := c.Logical().Write("auth/userpass/login/alice", map[string]any{"password": "alice-pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := c.Clone()
+	alice.SetToken(login.Auth.ClientToken)
+	w.secretForms = append(w.secretForms, login.Auth.ClientToken)
+	return alice, entityID
 }
 
 // runSignWithSession: a sign_with=session role's signatures reach the STS
