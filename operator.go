@@ -1,12 +1,13 @@
 package awshmac
 
 import (
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/scope"
 )
 
 // The registration environment's variables: set with
@@ -122,17 +123,9 @@ func plainHTTPUses(endpoints map[string]string) []string {
 	var uses []string
 	for field, raw := range endpoints {
 		u, err := url.Parse(raw)
-		if err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		if err == nil && u.Scheme == "http" && !scope.IsLoopback(u.Hostname()) {
 			uses = append(uses, field+" is plain http to a host other than loopback")
 		}
 	}
 	return uses
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

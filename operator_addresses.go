@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/scope"
 )
 
 // defaultKEKURIs: a Vault transit KEK on this machine (the demo's, or the
@@ -33,7 +35,7 @@ func (o *operatorEnv) allowsVaultAddress(raw string) bool {
 		return false
 	}
 	if len(o.vaultAddresses) == 0 {
-		return isLoopback(u.Hostname())
+		return scope.IsLoopback(u.Hostname())
 	}
 	want := canonicalAddress(u)
 	return slices.ContainsFunc(o.vaultAddresses, func(a string) bool {
@@ -68,7 +70,7 @@ func (o *operatorEnv) allowsSTSEndpoint(raw string) bool {
 		return false
 	}
 	host := strings.ToLower(u.Hostname())
-	if isLoopback(host) {
+	if scope.IsLoopback(host) {
 		return true
 	}
 	if o.stsHosts == nil {
