@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tink"
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/transit"
 )
 
 func init() {
@@ -114,19 +115,10 @@ func keysetPrimaryID(keyset string) int64 {
 	return k.KeysetInfo.PrimaryKeyID
 }
 
+// vaultClient is the client for the hcvault:// KEK's Vault, built as the
+// transit store builds its own (no redirects followed).
 func (p *tinkParams) vaultClient() (*api.Client, error) {
-	cfg := api.DefaultConfig()
-	if cfg.Error != nil {
-		return nil, cfg.Error
-	}
-	cfg.Address = p.VaultAddress
-	cfg.DisableRedirects = true // the token must not follow a redirect elsewhere
-	client, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	client.SetToken(p.VaultToken)
-	return client, nil
+	return transit.NewClient(transit.Config{Address: p.VaultAddress, Token: p.VaultToken})
 }
 
 func (p *tinkParams) config(accessKey string) (tink.Config, error) {
