@@ -214,7 +214,7 @@ func TestAttestationTPM(t *testing.T) {
 	nonce := make([]byte, 32)
 	_, _ = rand.Read(nonce)
 	resp := e.attestation(t, map[string]any{"nonce": hex.EncodeToString(nonce)})
-	ev := evidenceOf(t, resp.Data["evidence"].(map[string]any))
+	ev := testenv.EvidenceOf(t, resp.Data["evidence"].(map[string]any))
 	c, err := tpm.VerifyCertification(ev, nonce)
 	if err != nil || !c.FixedTPM || !c.FixedParent || len(c.Exposures()) != 0 {
 		t.Fatalf("verification: %+v %v", c, err)
@@ -242,32 +242,6 @@ func TestAttestationTPM(t *testing.T) {
 	}
 	noSecretsIn(t, "the answer", resp.Data, password)
 	noSecretsIn(t, "the log", logs.String(), password)
-}
-
-// evidenceOf reads the answer's evidence back into what the verifier takes.
-func evidenceOf(t *testing.T, m map[string]any) *tpm.Evidence {
-	t.Helper()
-	b64 := func(k string) []byte {
-		v, err := base64.StdEncoding.DecodeString(m[k].(string))
-		if err != nil {
-			t.Fatalf("%s: %v", k, err)
-		}
-		return v
-	}
-	hx := func(k string) []byte {
-		v, err := hex.DecodeString(m[k].(string))
-		if err != nil {
-			t.Fatalf("%s: %v", k, err)
-		}
-		return v
-	}
-	ev := &tpm.Evidence{Public: b64("public"), Name: hx("name"), AKPublic: b64("ak_public"), AKName: hx("ak_name"),
-		CertifyInfo: b64("certify_info"), Signature: b64("signature"), EKs: map[string]tpm.EK{}}
-	for name, v := range m["endorsement_keys"].(map[string]any) {
-		pub, _ := base64.StdEncoding.DecodeString(v.(map[string]any)["public"].(string))
-		ev.EKs[name] = tpm.EK{Public: pub}
-	}
-	return ev
 }
 
 // transitAttestWorld is a real Vault with transit and the plugin's own

@@ -114,7 +114,7 @@ func (w *world) attestTPM(t *testing.T) {
 	_, _ = rand.Read(nonce)
 	s := w.attestation(t, attMount("tpm"), map[string][]string{"nonce": {hex.EncodeToString(nonce)}})
 	m := s.Data["evidence"].(map[string]any)
-	ev := evidenceFrom(t, m)
+	ev := testenv.EvidenceOf(t, m)
 	c, err := tpm.VerifyCertification(ev, nonce)
 	if err != nil {
 		t.Fatalf("the swtpm's certification does not verify: %v", err)
@@ -126,32 +126,12 @@ func (w *world) attestTPM(t *testing.T) {
 		t.Fatalf("signed by AK %x; the host derives %x", c.AKName, pinned)
 	}
 	secret := []byte("the verifier's credential")
-	ekPub, _ := base64.StdEncoding.DecodeString(m["endorsement_keys"].(map[string]any)[tpm.EKECC].(map[string]any)["public"].(string))
-	id, enc := testenv.MakeCredential(t, ekPub, ev.AKName, secret)
+	id, enc := testenv.MakeCredential(t, ev.EKs[tpm.EKECC].Public, ev.AKName, secret)
 	s = w.attestation(t, attMount("tpm"), map[string][]string{
 		"credential_blob": {base64.StdEncoding.EncodeToString(id)}, "credential_secret": {base64.StdEncoding.EncodeToString(enc)}})
 	if got := s.Data["evidence"].(map[string]any)["activated_credential"]; got != base64.StdEncoding.EncodeToString(secret) {
 		t.Fatalf("activated credential %v", got)
 	}
-}
-
-func evidenceFrom(t *testing.T, m map[string]any) *tpm.Evidence {
-	t.Helper()
-	dec := func(k string, hexed bool) []byte {
-		var v []byte
-		var err error
-		if hexed {
-			v, err = hex.DecodeString(m[k].(string))
-		} else {
-			v, err = base64.StdEncoding.DecodeString(m[k].(string))
-		}
-		if err != nil {
-			t.Fatalf("evidence %s: %v", k, err)
-		}
-		return v
-	}
-	return &tpm.Evidence{Public: dec("public", false), Name: dec("name", true), AKPublic: dec("ak_public", false),
-		AKName: dec("ak_name", true), CertifyInfo: dec("certify_info", false), Signature: dec("signature", false)}
 }
 
 // derivedAKName runs the answer's ak_command (tpm2-tools) against the

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	crand "crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
 )
 
 // SWTPM is swtpm in socket mode, reached over TCP.
@@ -124,4 +128,32 @@ func MakeCredential(t testing.TB, ekPublic, name, secret []byte) (idObject, encS
 		t.Fatal(err)
 	}
 	return idObject, encSecret
+}
+
+// EvidenceOf reads a config/attestation answer's TPM evidence (its
+// "evidence" map: base64 public areas, hex Names, the endorsement keys)
+// back into what tpm.VerifyCertification takes.
+func EvidenceOf(t testing.TB, m map[string]any) *tpm.Evidence {
+	t.Helper()
+	dec := func(what, v string, hexed bool) []byte {
+		var b []byte
+		var err error
+		if hexed {
+			b, err = hex.DecodeString(v)
+		} else {
+			b, err = base64.StdEncoding.DecodeString(v)
+		}
+		if err != nil {
+			t.Fatalf("evidence %s: %v", what, err)
+		}
+		return b
+	}
+	field := func(k string, hexed bool) []byte { return dec(k, m[k].(string), hexed) }
+	ev := &tpm.Evidence{Public: field("public", false), Name: field("name", true), AKPublic: field("ak_public", false),
+		AKName: field("ak_name", true), CertifyInfo: field("certify_info", false), Signature: field("signature", false),
+		EKs: map[string]tpm.EK{}}
+	for name, v := range m["endorsement_keys"].(map[string]any) {
+		ev.EKs[name] = tpm.EK{Public: dec("endorsement key "+name, v.(map[string]any)["public"].(string), false)}
+	}
+	return ev
 }
