@@ -550,26 +550,7 @@ func TestRotationGraceHoldsNoLock(t *testing.T) {
 			e := rotationEnv(t)
 			e.mustWrite(t, "config", map[string]any{"old_key_grace": "3s"})
 			old, _ := e.b.config(context.Background(), e.storage)
-			switched := make(chan struct{})
-			e.b.rotationHook = func(step string) bool {
-				if step == "switched" {
-					close(switched)
-				}
-				return false
-			}
-			type answer struct {
-				resp *logical.Response
-				err  error
-			}
-			rotated, finished := make(chan answer, 1), make(chan struct{})
-			go func() {
-				defer close(finished)
-				req := &logical.Request{Operation: logical.UpdateOperation, Path: "config/rotate-root", Storage: e.storage}
-				resp, err := e.b.HandleRequest(context.Background(), req)
-				rotated <- answer{resp, err}
-			}()
-			t.Cleanup(func() { <-finished })
-			<-switched
+			rotated := rotateUntilSwitched(t, e)
 			if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 2 {
 				t.Fatalf("IAM holds %v during the grace", ids)
 			}
@@ -595,20 +576,54 @@ func TestRotationGraceHoldsNoLock(t *testing.T) {
 				t.Fatal("the configured key does not work")
 			}
 			stillRotating("engine build")
-			got := <-rotated
-			resp := got.resp
-			if got.err != nil || resp.IsError() {
-				t.Fatalf("rotation: %v %v", got.err, resp)
-			}
-			if write == "another setting" {
-				exactlyOne(t, e)
-			} else if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 2 || configuredKey(t, e) != old.AccessKey || len(resp.Warnings) != 1 {
-				t.Fatalf("IAM holds %v, config names %s, warnings %v", ids, configuredKey(t, e), resp.Warnings)
-			}
-			if walCount(t, e) != 0 {
-				t.Fatal("log left")
-			}
+			checkGraceOutcome(t, e, <-rotated, write == "another setting", old.AccessKey)
 		})
+	}
+}
+
+// rotationAnswer is config/rotate-root's answer, from the background.
+type rotationAnswer struct {
+	resp *logical.Response
+	err  error
+}
+
+// rotateUntilSwitched starts config/rotate-root in the background and
+// returns once it has switched to the new key, within old_key_grace.
+func rotateUntilSwitched(t *testing.T, e *testEnv) <-chan rotationAnswer {
+	t.Helper()
+	switched := make(chan struct{})
+	e.b.rotationHook = func(step string) bool {
+		if step == "switched" {
+			close(switched)
+		}
+		return false
+	}
+	rotated, finished := make(chan rotationAnswer, 1), make(chan struct{})
+	go func() {
+		defer close(finished)
+		req := &logical.Request{Operation: logical.UpdateOperation, Path: "config/rotate-root", Storage: e.storage}
+		resp, err := e.b.HandleRequest(context.Background(), req)
+		rotated <- rotationAnswer{resp, err}
+	}()
+	t.Cleanup(func() { <-finished })
+	<-switched
+	return rotated
+}
+
+// checkGraceOutcome: after the grace, one key when the config still names
+// the new one; both, with a warning, when a write pointed it back.
+func checkGraceOutcome(t *testing.T, e *testEnv, got rotationAnswer, kept bool, oldKey string) {
+	t.Helper()
+	if got.err != nil || got.resp.IsError() {
+		t.Fatalf("rotation: %v %v", got.err, got.resp)
+	}
+	if kept {
+		exactlyOne(t, e)
+	} else if ids := e.peer.AccessKeyIDs("vault"); len(ids) != 2 || configuredKey(t, e) != oldKey || len(got.resp.Warnings) != 1 {
+		t.Fatalf("IAM holds %v, config names %s, warnings %v", ids, configuredKey(t, e), got.resp.Warnings)
+	}
+	if walCount(t, e) != 0 {
+		t.Fatal("log left")
 	}
 }
 
