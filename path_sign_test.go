@@ -23,50 +23,7 @@ func TestSignScopeAndOutput(t *testing.T) {
 	good := map[string]any{"method": "POST", "url": e.peer.URL + "/", "service": "sts",
 		"headers": map[string]any{"Content-Type": "application/x-www-form-urlencoded"}, "body": base64.StdEncoding.EncodeToString([]byte(body))}
 
-	forbiddenCases := []struct {
-		name, path string
-		data       map[string]any
-		wantField  string
-	}{
-		{"empty scope", "sign/nothing", good, "service"},
-		{"other service", "sign/signer", with(good, "service", "s3"), "service"},
-		{"other region", "sign/signer", with(good, "region", "us-east-1"), "region"},
-		{"other host", "sign/signer", with(good, "url", "https://sts.amazonaws.com/"), "url"},
-	}
-	for _, tt := range forbiddenCases {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, err := e.request(t, logical.UpdateOperation, tt.path, tt.data)
-			if status(resp, err) != http.StatusForbidden || !strings.Contains(errText(resp, err), tt.wantField) {
-				t.Fatalf("got %v %v, want 403 naming %s", err, resp, tt.wantField)
-			}
-		})
-	}
-	badCases := []struct {
-		name      string
-		data      map[string]any
-		wantField string
-	}{
-		{"no url", with(good, "url", nil), "url"},
-		{"relative url", with(good, "url", "/path"), "url"},
-		{"no service", with(good, "service", nil), "service"},
-		{"bad method", with(good, "method", "GE T"), "method"},
-		{"bad region", with(good, "region", "moon"), "region"},
-		{"body not base64", with(good, "body", "!!"), "body"},
-		{"body and hash", with(good, "payload_hash", strings.Repeat("a", 64)), "payload_hash"},
-		{"bad hash", with(good, "body", nil, "payload_hash", "xyz"), "payload_hash"},
-		{"reserved header", with(good, "headers", map[string]any{"Authorization": "x"}), "headers"},
-		{"bad header name", with(good, "headers", map[string]any{"bad header": "x"}), "headers"},
-		{"expires without presign", with(good, "expires", "1h"), "expires"},
-		{"expires too long", with(good, "presign", true, "expires", "8d"), "expires"},
-	}
-	for _, tt := range badCases {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, err := e.request(t, logical.UpdateOperation, "sign/signer", tt.data)
-			if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), tt.wantField) {
-				t.Fatalf("got %v %v, want a 400 naming %s", err, resp, tt.wantField)
-			}
-		})
-	}
+	checkSignRefusals(t, e, good)
 
 	// The signed request goes to the peer unchanged and is accepted.
 	resp := e.mustWrite(t, "sign/signer", good)
@@ -167,4 +124,55 @@ func TestPresignLifetimeCap(t *testing.T) {
 			t.Errorf("expires %d: expiration %v, want about %v", tc.expires, exp, want)
 		}
 	}
+}
+
+// checkSignRefusals: out of scope is 403 naming the field, malformed input
+// 400 naming it.
+func checkSignRefusals(t *testing.T, e *testEnv, good map[string]any) {
+	t.Helper()
+	forbiddenCases := []struct {
+		name, path string
+		data       map[string]any
+		wantField  string
+	}{
+		{"empty scope", "sign/nothing", good, "service"},
+		{"other service", "sign/signer", with(good, "service", "s3"), "service"},
+		{"other region", "sign/signer", with(good, "region", "us-east-1"), "region"},
+		{"other host", "sign/signer", with(good, "url", "https://sts.amazonaws.com/"), "url"},
+	}
+	for _, tt := range forbiddenCases {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := e.request(t, logical.UpdateOperation, tt.path, tt.data)
+			if status(resp, err) != http.StatusForbidden || !strings.Contains(errText(resp, err), tt.wantField) {
+				t.Fatalf("got %v %v, want 403 naming %s", err, resp, tt.wantField)
+			}
+		})
+	}
+	badCases := []struct {
+		name      string
+		data      map[string]any
+		wantField string
+	}{
+		{"no url", with(good, "url", nil), "url"},
+		{"relative url", with(good, "url", "/path"), "url"},
+		{"no service", with(good, "service", nil), "service"},
+		{"bad method", with(good, "method", "GE T"), "method"},
+		{"bad region", with(good, "region", "moon"), "region"},
+		{"body not base64", with(good, "body", "!!"), "body"},
+		{"body and hash", with(good, "payload_hash", strings.Repeat("a", 64)), "payload_hash"},
+		{"bad hash", with(good, "body", nil, "payload_hash", "xyz"), "payload_hash"},
+		{"reserved header", with(good, "headers", map[string]any{"Authorization": "x"}), "headers"},
+		{"bad header name", with(good, "headers", map[string]any{"bad header": "x"}), "headers"},
+		{"expires without presign", with(good, "expires", "1h"), "expires"},
+		{"expires too long", with(good, "presign", true, "expires", "8d"), "expires"},
+	}
+	for _, tt := range badCases {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := e.request(t, logical.UpdateOperation, "sign/signer", tt.data)
+			if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), tt.wantField) {
+				t.Fatalf("got %v %v, want a 400 naming %s", err, resp, tt.wantField)
+			}
+		})
+	}
+
 }
