@@ -26,3 +26,9 @@ type Key interface {
 // ErrKeyExists is wrapped by every store's Import when the object it would
 // create is already there: imports never overwrite or shadow a key.
 var ErrKeyExists = errors.New("the key store already holds a key under that name")
+
+// ErrAuth is wrapped by every store when the store refused the credential the
+// plugin presented (a wrong PIN, key password or token). Asking again with the
+// same credential cannot succeed and may lock it (HSMs count PIN failures), so
+// callers back off instead of retrying on every request.
+var ErrAuth = errors.New("the key store refused the plugin's credential")
