@@ -15,10 +15,9 @@ import (
 	"github.com/hashicorp/go-kms-wrapping/entropy/v2"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-)
 
-// Version is reported to Vault; set at build time with -ldflags.
-var Version = "v0.1.0"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/version"
+)
 
 const operationPrefix = "aws-hmac"
 
@@ -97,7 +96,8 @@ func newBackend() *backend {
 		Clean:             b.clean,
 		InitializeFunc:    b.initialize,
 		PeriodicFunc:      b.periodic,
-		RunningVersion:    Version,
+		// The build's version (internal/version): what `vault plugin register -version` must name.
+		RunningVersion: version.String(),
 	}
 	b.initScreen()
 	return b

@@ -24,6 +24,9 @@ var subcommands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"exec":               runExec,
 	"proxy":              runProxy,
 	"presign":            runPresign,
+	"version":            runVersion,
+	"-version":           runVersion,
+	"--version":          runVersion,
 }
 
 const usage = `Usage: aws-hmac <command> [flags]
@@ -35,6 +38,7 @@ Commands:
   exec                run a command with that endpoint, and no key in its environment
   proxy               a local endpoint that has Vault sign each request through sign/<role>
   presign             presigned URLs from sign/<role>, many in one call, one per line
+  version             print the version this binary was built as
 
 Vault is reached as the vault CLI reaches it: -address or VAULT_ADDR,
 -namespace or VAULT_NAMESPACE, -ca-cert or VAULT_CACERT; the token from

@@ -1,7 +1,12 @@
 // Command vault-plugin-aws-hmac is the Vault plugin binary.
+//
+// Vault starts it with the API client TLS flags; run by hand with
+// "version" (or -version) it prints the version it reports to Vault, the
+// one `vault plugin register -version` must name.
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime/debug"
 
@@ -10,9 +15,23 @@ import (
 	"github.com/hashicorp/vault/sdk/plugin"
 
 	awshmac "github.com/awshmac/vault-plugin-aws-hmac"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/version"
 )
 
 func main() {
+	v, verr := version.Get()
+	if len(os.Args) == 2 && isVersionArg(os.Args[1]) {
+		if verr != nil {
+			fmt.Fprintln(os.Stderr, "vault-plugin-aws-hmac:", verr)
+			os.Exit(1)
+		}
+		fmt.Println(v)
+		return
+	}
+	if verr != nil {
+		// Vault would refuse to register or run a plugin reporting it.
+		fatal(verr)
+	}
 	if os.Getenv("GOGC") == "" {
 		// The heap is a few MiB of short-lived request data: collecting it
 		// less often saves CPU that Vault, on the same cores, can use.
@@ -29,6 +48,10 @@ func main() {
 	}); err != nil {
 		fatal(err)
 	}
+}
+
+func isVersionArg(a string) bool {
+	return a == "version" || a == "-version" || a == "--version"
 }
 
 func fatal(err error) {

@@ -1,0 +1,23 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/version"
+)
+
+// runVersion prints the version this binary was built as, the same one the
+// plugin built from the same tree reports to Vault.
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 0 {
+		fmt.Fprintln(stderr, "usage: aws-hmac version")
+		return 2
+	}
+	v, err := version.Get()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintln(stdout, v)
+	return 0
+}
