@@ -25,6 +25,9 @@ type Credentials struct {
 	aws.Credentials
 	// ARN is the assumed-role or federated-user ARN; empty for GetSessionToken.
 	ARN string
+	// AssumedRoleID is AssumeRole's AROA...:session-name, the session's
+	// aws:userid; empty for the other calls.
+	AssumedRoleID string
 }
 
 // Error is an STS refusal or failure, with AWS's code and message.
@@ -206,11 +209,13 @@ func (p *AssumeRoleProvider) Mint(ctx context.Context) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, WrapError("AssumeRole", err)
 	}
-	var arn string
-	if out.AssumedRoleUser != nil && out.AssumedRoleUser.Arn != nil {
-		arn = *out.AssumedRoleUser.Arn
+	var arn, id string
+	if out.AssumedRoleUser != nil {
+		arn, id = aws.ToString(out.AssumedRoleUser.Arn), aws.ToString(out.AssumedRoleUser.AssumedRoleId)
 	}
-	return fromSTS(out.Credentials, "AssumeRole", arn)
+	c, err := fromSTS(out.Credentials, "AssumeRole", arn)
+	c.AssumedRoleID = id
+	return c, err
 }
 
 // FederationTokenOptions are GetFederationToken's parameters besides the name.

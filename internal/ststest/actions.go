@@ -245,9 +245,11 @@ func (s *Server) assumeRole(params url.Values, key *accessKey, now time.Time) (a
 		return nil, err
 	}
 	roleName := roleARN[strings.LastIndex(roleARN, "/")+1:]
-	roleID := "AROA" + randomID(17)
+	roleID := s.roles[roleARN].id // one ID per role: sessions differ by name only
 	arn := fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", Account, roleName, name)
 	k := s.newTemporaryKeyLocked(key, kindRole, arn, roleID+":"+name, d)
+	k.roleARN = roleARN
+	k.tags, _ = tags(params)
 	var res assumeRoleResult
 	res.SourceIdentity = source
 	res.Credentials = credentials(k)

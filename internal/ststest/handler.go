@@ -150,6 +150,9 @@ func (s *Server) authenticate(r *http.Request, body []byte, p sigParts, now time
 
 func (s *Server) dispatch(service, action string, params url.Values, key *accessKey, now time.Time) (any, *apiError) {
 	version := params.Get("Version")
+	if s.deniedLocked(key, service+":"+action) {
+		return nil, accessDenied("User: %s is not authorized to perform: %s:%s with an explicit deny in an identity-based policy", key.arn, service, action)
+	}
 	switch service {
 	case "sts":
 		if version != stsVersion {
@@ -182,6 +185,9 @@ func (s *Server) dispatch(service, action string, params url.Values, key *access
 			return s.deleteAccessKey(params, key)
 		case "ListAccessKeys":
 			return s.listAccessKeys(params, key)
+		}
+		if res, err, ok := s.iamRoleAction(action, params); ok {
+			return res, err
 		}
 	}
 	return nil, &apiError{400, "InvalidAction", "Could not find operation " + action + " for version " + version}

@@ -4,9 +4,14 @@
 // signer, an implementation independent of this project's, against a table
 // of access keys the server owns. It implements GetCallerIdentity,
 // GetSessionToken, AssumeRole, GetFederationToken and IAM CreateAccessKey,
-// DeleteAccessKey and ListAccessKeys, checks parameters against STS's
-// documented limits, answers with AWS-shaped XML and error codes, and the
-// temporary credentials it issues work against itself.
+// DeleteAccessKey, ListAccessKeys, GetRole and the inline role policies
+// (PutRolePolicy, GetRolePolicy, DeleteRolePolicy, ListRolePolicies, within
+// IAM's size quota), checks parameters against STS's documented limits,
+// answers with AWS-shaped XML and error codes, and the temporary
+// credentials it issues work against itself. Requests signed with an
+// assumed-role session are refused where a Deny of the role's inline
+// policies matches them, on aws:userid, aws:TokenIssueTime and
+// aws:PrincipalTag/*.
 package ststest
 
 import (
@@ -40,7 +45,9 @@ type accessKey struct {
 	userID     string
 	token      string
 	expires    time.Time
-	mfa        bool // session credentials obtained with MFA
+	mfa        bool              // session credentials obtained with MFA
+	roleARN    string            // the role an assumed-role session acts as
+	tags       map[string]string // session tags, keys lower-cased
 	created    time.Time
 	usableAt   time.Time // before it, the key is refused as unknown
 	active     bool
@@ -51,6 +58,10 @@ type Role struct {
 	ARN                string
 	MaxSessionDuration time.Duration // default one hour
 	ExternalID         string        // required when set
+	// PermissionsBoundary is the managed policy ARN GetRole reports; empty: none.
+	PermissionsBoundary string
+	// id is the role's unique ID (AROA...), the first half of aws:userid.
+	id string
 }
 
 // Fault makes the server answer the next Count requests (of Action, when
@@ -78,7 +89,8 @@ type Server struct {
 	mu        sync.Mutex
 	keys      map[string]*accessKey
 	roles     map[string]Role
-	mfa       map[string]string // serial -> the valid token code
+	inline    map[string]map[string]string // role ARN -> policy name -> document
+	mfa       map[string]string            // serial -> the valid token code
 	faults    []Fault
 	calls     []Call
 	now       func() time.Time
@@ -95,10 +107,11 @@ type Server struct {
 // New starts a server on 127.0.0.1. Close it when done.
 func New() *Server {
 	s := &Server{
-		keys:  map[string]*accessKey{},
-		roles: map[string]Role{},
-		mfa:   map[string]string{},
-		now:   time.Now,
+		keys:   map[string]*accessKey{},
+		roles:  map[string]Role{},
+		inline: map[string]map[string]string{},
+		mfa:    map[string]string{},
+		now:    time.Now,
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
@@ -258,6 +271,11 @@ func (s *Server) AddRole(r Role) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.roles[r.ARN]; ok {
+		r.id = old.id
+	} else {
+		r.id = "AROA" + randomID(17)
+	}
 	s.roles[r.ARN] = r
 }
 
