@@ -40,6 +40,13 @@ type Config struct {
 	// PCRs, when set, seal the key to these SHA-256 PCRs: it works only while
 	// they hold the values they had at import (and with Password, if set).
 	PCRs []uint
+	// ParentKind, when set, names the parent by template instead of Parent
+	// (ParentEKRSA, ParentEKECC, ParentEKECC384, ParentSRK): the parent a
+	// duplicated key is imported under.
+	ParentKind string
+	// Blobs, when set, are the key wrapped to each enrolled TPM's parent
+	// (tpm_mode=duplicate): Open imports the one for this TPM's parent.
+	Blobs []Blob
 	// Open opens the transport; nil uses Open(Device). Tests pass the simulator.
 	Open func() (transport.TPMCloser, error)
 }
@@ -92,9 +99,29 @@ type parent struct {
 	name   tpm2.TPM2BName
 	public tpm2.TPMTPublic
 	flush  func()
+	// policy is set for an endorsement key: its user role needs
+	// PolicySecret(TPM_RH_ENDORSEMENT), not a password.
+	policy bool
+}
+
+// auth authorises the parent's user role for Create, Import and Load.
+func (p *parent) auth() tpm2.Session {
+	if !p.policy {
+		return tpm2.PasswordAuth(nil)
+	}
+	return tpm2.Policy(tpm2.TPMAlgSHA256, 16, func(t transport.TPM, h tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
+		_, err := tpm2.PolicySecret{
+			AuthHandle:    tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+			PolicySession: h,
+		}.Execute(t)
+		return err
+	})
 }
 
 func (k *Key) loadParent() (*parent, error) {
+	if k.cfg.ParentKind != "" {
+		return k.primaryParent(k.cfg.ParentKind)
+	}
 	if k.cfg.Parent != 0 {
 		h := tpm2.TPMHandle(k.cfg.Parent)
 		rp, err := tpm2.ReadPublic{ObjectHandle: h}.Execute(k.conn)
@@ -278,7 +305,7 @@ func (k *Key) create(value []byte) error {
 	}
 	defer p.flush()
 	created, err := tpm2.Create{
-		ParentHandle: tpm2.AuthHandle{Handle: p.handle, Name: p.name, Auth: tpm2.PasswordAuth(nil)},
+		ParentHandle: tpm2.AuthHandle{Handle: p.handle, Name: p.name, Auth: p.auth()},
 		InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
 			UserAuth: tpm2.TPM2BAuth{Buffer: []byte(k.cfg.Password)},
 			Data:     tpm2.NewTPMUSensitiveCreate(&tpm2.TPM2BSensitiveData{Buffer: value}),
@@ -295,7 +322,7 @@ func (k *Key) create(value []byte) error {
 		return nil
 	}
 	loaded, err := tpm2.Load{
-		ParentHandle: tpm2.AuthHandle{Handle: p.handle, Name: p.name, Auth: tpm2.PasswordAuth(nil)},
+		ParentHandle: tpm2.AuthHandle{Handle: p.handle, Name: p.name, Auth: p.auth()},
 		InPrivate:    created.OutPrivate,
 		InPublic:     created.OutPublic,
 	}.Execute(k.conn)
@@ -320,6 +347,9 @@ func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
 	}
 	if accessKeyID == "" {
 		return nil, errors.New("tpm: no access key ID")
+	}
+	if len(cfg.Blobs) > 0 {
+		return openDuplicate(cfg, accessKeyID)
 	}
 	if cfg.PersistentHandle == 0 && (len(cfg.Public) == 0 || len(cfg.Private) == 0) {
 		return nil, errors.New("tpm: need the key's public and private blobs or a persistent handle")
@@ -358,7 +388,7 @@ func (k *Key) withKey(fn func(tpm2.NamedHandle, *parent) error) error {
 		return fmt.Errorf("tpm: private blob: %w", err)
 	}
 	loaded, err := tpm2.Load{
-		ParentHandle: tpm2.AuthHandle{Handle: p.handle, Name: p.name, Auth: tpm2.PasswordAuth(nil)},
+		ParentHandle: tpm2.AuthHandle{Handle: p.handle, Name: p.name, Auth: p.auth()},
 		InPrivate:    *priv,
 		InPublic:     *pub,
 	}.Execute(k.conn)
@@ -480,5 +510,14 @@ func (k *Key) storeError(op string, err error) error {
 	if where == "" {
 		where = "the TPM"
 	}
+	if isAuthFailure(err) {
+		return fmt.Errorf("tpm: %s on %s: %w: %w", op, where, hmac.ErrAuth, err)
+	}
 	return fmt.Errorf("tpm: %s on %s: %w", op, where, err)
+}
+
+// isAuthFailure: the TPM refused the key's authorisation (a wrong password,
+// or the dictionary-attack lockout that wrong passwords lead to).
+func isAuthFailure(err error) bool {
+	return errors.Is(err, tpm2.TPMRCAuthFail) || errors.Is(err, tpm2.TPMRCBadAuth) || errors.Is(err, tpm2.TPMRCLockout)
 }

@@ -1,0 +1,305 @@
+package tpm
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/google/go-tpm/tpm2"
+)
+
+// The parents a duplicated key can be wrapped to: endorsement keys by their
+// TCG EK Credential Profile template, or the owner's storage root key.
+const (
+	ParentEKRSA    = "ek-rsa-2048" // template L-1, certificate at 0x01c00002
+	ParentEKECC    = "ek-ecc-p256" // template L-2, certificate at 0x01c0000a
+	ParentEKECC384 = "ek-ecc-p384" // template H-3, certificate at 0x01c00016
+	ParentSRK      = "srk-ecc-p256"
+)
+
+// policyBSHA384 is the high-range EK templates' authPolicy for SHA-384
+// (TCG EK Credential Profile, PolicyB).
+var policyBSHA384, _ = hex.DecodeString("b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12")
+
+// eccEKP384Template is the high-range ECC P-384 EK template (H-3): no
+// unique, SHA-384 names, AES-256, userWithAuth.
+var eccEKP384Template = tpm2.TPMTPublic{
+	Type:    tpm2.TPMAlgECC,
+	NameAlg: tpm2.TPMAlgSHA384,
+	ObjectAttributes: tpm2.TPMAObject{
+		FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true,
+		AdminWithPolicy: true, Restricted: true, Decrypt: true,
+	},
+	AuthPolicy: tpm2.TPM2BDigest{Buffer: policyBSHA384},
+	Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+		Symmetric: tpm2.TPMTSymDefObject{
+			Algorithm: tpm2.TPMAlgAES,
+			KeyBits:   tpm2.NewTPMUSymKeyBits(tpm2.TPMAlgAES, tpm2.TPMKeyBits(256)),
+			Mode:      tpm2.NewTPMUSymMode(tpm2.TPMAlgAES, tpm2.TPMAlgCFB),
+		},
+		CurveID: tpm2.TPMECCNistP384,
+	}),
+	Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
+}
+
+type parentKind struct {
+	hierarchy tpm2.TPMHandle
+	template  tpm2.TPMTPublic
+	certNV    uint32 // 0: no certificate
+	policy    bool   // user role by PolicySecret(TPM_RH_ENDORSEMENT)
+}
+
+var parentKinds = map[string]parentKind{
+	ParentEKRSA:    {tpm2.TPMRHEndorsement, tpm2.RSAEKTemplate, 0x01c00002, true},
+	ParentEKECC:    {tpm2.TPMRHEndorsement, tpm2.ECCEKTemplate, 0x01c0000a, true},
+	ParentEKECC384: {tpm2.TPMRHEndorsement, eccEKP384Template, 0x01c00016, false},
+	ParentSRK:      {tpm2.TPMRHOwner, tpm2.ECCSRKTemplate, 0, false},
+}
+
+// ParentKinds lists the parent kinds, sorted.
+func ParentKinds() []string {
+	out := make([]string, 0, len(parentKinds))
+	for k := range parentKinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// primaryParent creates the parent of the given kind: primary keys are
+// derived from the hierarchy's seed, so the same TPM gives the same key.
+func (k *Key) primaryParent(kind string) (*parent, error) {
+	pk, ok := parentKinds[kind]
+	if !ok {
+		return nil, fmt.Errorf("tpm: unknown parent kind %q", kind)
+	}
+	rsp, err := tpm2.CreatePrimary{PrimaryHandle: pk.hierarchy, InPublic: tpm2.New2B(pk.template)}.Execute(k.conn)
+	if err != nil {
+		return nil, k.storeError("create parent "+kind, err)
+	}
+	pub, err := rsp.OutPublic.Contents()
+	if err != nil {
+		flush(k.conn, rsp.ObjectHandle)
+		return nil, k.storeError("create parent "+kind, err)
+	}
+	conn, h := k.conn, rsp.ObjectHandle
+	return &parent{handle: h, name: rsp.Name, public: *pub, policy: pk.policy, flush: func() { flush(conn, h) }}, nil
+}
+
+// Blob is a key wrapped to one TPM's parent: only that TPM can import it,
+// and nothing in it is secret.
+type Blob struct {
+	Parent     string `json:"parent"`
+	ParentName string `json:"parent_name"` // hex
+	Public     []byte `json:"public"`      // TPM2B_PUBLIC of the HMAC key
+	Duplicate  []byte `json:"duplicate"`   // TPM2B_PRIVATE, outer-wrapped
+	Seed       []byte `json:"encrypted_seed"`
+	PCRs       []uint `json:"pcrs,omitempty"`
+}
+
+// NotEnrolledError: no blob is wrapped to this TPM. Names are its parents'
+// Names by kind, for the operator to find (or enrol) the node.
+type NotEnrolledError struct {
+	Names map[string]string
+}
+
+func (e *NotEnrolledError) Error() string {
+	var parts []string
+	for _, kind := range slices.Sorted(maps.Keys(e.Names)) {
+		parts = append(parts, kind+"="+e.Names[kind])
+	}
+	return "tpm: this node's TPM is not enrolled: no blob for its parent " + strings.Join(parts, ", ")
+}
+
+// PublicReason is what a client may be told: no Names.
+func (e *NotEnrolledError) PublicReason() string { return "this node's TPM is not enrolled" }
+
+// ErrBlobRefused is wrapped when a blob is not one this package would
+// make: attributes or policy other than a non-duplicable HMAC key's.
+var ErrBlobRefused = errors.New("tpm: blob refused")
+
+// dupTemplate is the public area of a wrapped key. fixedTPM and
+// fixedParent must be clear for TPM2_Import to accept it; what keeps the
+// imported copy in its TPM is its policy: TPM2_Duplicate needs a policy
+// session that satisfies authPolicy with PolicyCommandCode(Duplicate), and
+// authPolicy is empty or a PCR (and password) policy without it.
+func dupTemplate(policy []byte) tpm2.TPMTPublic {
+	t := hmacTemplate(policy)
+	t.ObjectAttributes.FixedTPM = false
+	t.ObjectAttributes.FixedParent = false
+	return t
+}
+
+// checkBlobPublic refuses a public area other than dupTemplate(policy).
+func checkBlobPublic(pub *tpm2.TPMTPublic, policy []byte) error {
+	want := dupTemplate(policy)
+	got := *pub
+	got.Unique = want.Unique
+	if !bytes.Equal(tpm2.Marshal(got), tpm2.Marshal(want)) {
+		return fmt.Errorf("%w: its public area is not a non-duplicable HMAC key with the expected policy", ErrBlobRefused)
+	}
+	return nil
+}
+
+// policyFor computes in software the key's policy: PolicyPCR over the
+// enrolled PCR digest, then PolicyAuthValue when there is a password.
+func policyFor(pcrs []uint, pcrDigest []byte, password bool) ([]byte, error) {
+	if len(pcrs) == 0 {
+		return nil, nil
+	}
+	calc, err := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
+	if err != nil {
+		return nil, err
+	}
+	sel := tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{
+		Hash: tpm2.TPMAlgSHA256, PCRSelect: tpm2.PCClientCompatible.PCRs(pcrs...),
+	}}}
+	if err := (tpm2.PolicyPCR{Pcrs: sel, PcrDigest: tpm2.TPM2BDigest{Buffer: pcrDigest}}).Update(calc); err != nil {
+		return nil, err
+	}
+	if password {
+		if err := (tpm2.PolicyAuthValue{}).Update(calc); err != nil {
+			return nil, err
+		}
+	}
+	return calc.Hash().Digest, nil
+}
+
+// Wrap duplicates K = "AWS4"+secret to the target's parent, in software:
+// the seed is encrypted to the parent's public key (RSA-OAEP or ECDH), the
+// sensitive area encrypted and HMACed with keys derived from it (the outer
+// wrapper). Verify the target first (VerifyTarget).
+func Wrap(target *Target, secret, password string) (*Blob, error) {
+	parentPub, err := target.parentPublic()
+	if err != nil {
+		return nil, err
+	}
+	value := []byte("AWS4" + secret)
+	defer clear(value)
+	if len(secret) == 0 || len(value) > 64 {
+		return nil, errors.New("tpm: the secret must be 1 to 60 characters")
+	}
+	policy, err := policyFor(target.PCRs, target.PCRDigest, password != "")
+	if err != nil {
+		return nil, err
+	}
+	seed := make([]byte, 32) // the obfuscation value: the public unique hides K
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	unique := sha256.Sum256(append(append([]byte(nil), seed...), value...))
+	pub := dupTemplate(policy)
+	pub.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgKeyedHash, &tpm2.TPM2BDigest{Buffer: unique[:]})
+	name, err := tpm2.ObjectName(&pub)
+	if err != nil {
+		return nil, err
+	}
+	sensitive := tpm2.Marshal(tpm2.TPMTSensitive{
+		SensitiveType: tpm2.TPMAlgKeyedHash,
+		AuthValue:     tpm2.TPM2BAuth{Buffer: []byte(password)},
+		SeedValue:     tpm2.TPM2BDigest{Buffer: seed},
+		Sensitive:     tpm2.NewTPMUSensitiveComposite(tpm2.TPMAlgKeyedHash, &tpm2.TPM2BSensitiveData{Buffer: value}),
+	})
+	defer clear(sensitive)
+	ek, err := tpm2.ImportEncapsulationKey(parentPub)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: target parent: %w", err)
+	}
+	dup, encSeed, err := tpm2.CreateDuplicate(rand.Reader, ek, name.Buffer, sensitive)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: wrap: %w", err)
+	}
+	return &Blob{Parent: target.Parent, ParentName: target.Name, Public: tpm2.Marshal(tpm2.New2B(pub)),
+		Duplicate: dup, Seed: encSeed, PCRs: slices.Clone(target.PCRs)}, nil
+}
+
+// openDuplicate finds this TPM's blob, imports it once and checks it loads.
+// The imported private part lives in memory only: it is this TPM's alone.
+func openDuplicate(cfg Config, accessKeyID string) (*Key, error) {
+	k := &Key{accessKeyID: accessKeyID, cfg: cfg}
+	err := k.connected(func() error {
+		if err := k.importOwn(); err != nil {
+			return err
+		}
+		return k.withKey(func(tpm2.NamedHandle, *parent) error { return nil })
+	})
+	if err != nil {
+		return nil, err
+	}
+	k.identity = identityOf(k.cfg)
+	return k, nil
+}
+
+// importOwn derives each parent kind the blobs use and imports the blob
+// wrapped to this TPM's parent of that kind.
+func (k *Key) importOwn() error {
+	names := map[string]string{}
+	for _, kind := range blobKinds(k.cfg.Blobs) {
+		p, err := k.primaryParent(kind)
+		if err != nil {
+			return err
+		}
+		names[kind] = hex.EncodeToString(p.name.Buffer)
+		i := slices.IndexFunc(k.cfg.Blobs, func(b Blob) bool { return b.Parent == kind && strings.EqualFold(b.ParentName, names[kind]) })
+		if i >= 0 {
+			err := k.importBlob(p, kind, k.cfg.Blobs[i])
+			p.flush()
+			return err
+		}
+		p.flush()
+	}
+	return &NotEnrolledError{Names: names}
+}
+
+func blobKinds(blobs []Blob) []string {
+	var kinds []string
+	for _, b := range blobs {
+		if !slices.Contains(kinds, b.Parent) {
+			kinds = append(kinds, b.Parent)
+		}
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+// importBlob checks the blob's public area against the policy this TPM
+// computes for its PCRs and password, then runs TPM2_Import.
+func (k *Key) importBlob(p *parent, kind string, b Blob) error {
+	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](b.Public)
+	if err != nil {
+		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
+	}
+	pub, err := pub2b.Contents()
+	if err != nil {
+		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
+	}
+	k.cfg.PCRs = slices.Clone(b.PCRs)
+	policy, err := k.policyDigest()
+	if err != nil {
+		return err
+	}
+	if err := checkBlobPublic(pub, policy); err != nil {
+		return err
+	}
+	rsp, err := tpm2.Import{
+		ParentHandle: tpm2.AuthHandle{Handle: p.handle, Name: p.name, Auth: p.auth()},
+		ObjectPublic: *pub2b,
+		Duplicate:    tpm2.TPM2BPrivate{Buffer: b.Duplicate},
+		InSymSeed:    tpm2.TPM2BEncryptedSecret{Buffer: b.Seed},
+	}.Execute(k.conn)
+	if err != nil {
+		return k.storeError("import this node's blob", err)
+	}
+	k.cfg.Public = b.Public
+	k.cfg.Private = tpm2.Marshal(rsp.OutPrivate)
+	k.cfg.ParentName = append([]byte(nil), p.name.Buffer...)
+	k.cfg.ParentKind = kind
+	return nil
+}
