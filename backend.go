@@ -48,6 +48,10 @@ type backend struct {
 	// env is what the plugin's registration environment allows.
 	env operatorEnv
 
+	// stores reaches the key store: its opener (a test seam) and the
+	// back-off from a store refusing the credential (store_backoff.go).
+	stores storeAccess
+
 	// rotationHook, in tests, stops a rotation after a step, as a crash would.
 	rotationHook func(step string) bool
 }
@@ -124,7 +128,7 @@ func (b *backend) ensureEngine(s logical.Storage) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := b.withEngine(ctx, s, func(*engine) error { return nil })
-	if err != nil && err != errNotConfigured {
+	if err != nil && err != errNotConfigured && !isAuthBackoff(err) { // the back-off logs its refusals
 		b.Logger().Warn("cannot open the configured key", "error", err)
 	}
 }

@@ -87,8 +87,8 @@ func (b *backend) newEngine(cfg *pluginConfig, key storeKey) (*engine, error) {
 		}
 	}
 	if rk, ok := key.(reportingKey); ok {
-		if r, ok := rk.storeKey.(refresher); ok {
-			go e.refreshEvery(ctx, r, b.refreshInterval)
+		if _, ok := rk.storeKey.(refresher); ok {
+			go e.refreshEvery(ctx, rk, b.refreshInterval) // through the back-off
 		}
 	}
 	return e, nil
@@ -216,7 +216,7 @@ func (b *backend) buildEngineLocked(ctx context.Context, s logical.Storage) erro
 		// The caller sees the store unavailable; the reason goes to the log.
 		return &storeError{store: cfg.KeyStore, err: errors.New(err.Error())}
 	}
-	key, err := openStoreKey(ctx, cfg)
+	key, err := b.openStoreKey(ctx, cfg)
 	if err != nil {
 		return err
 	}

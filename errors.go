@@ -42,7 +42,13 @@ type storeError struct {
 	err   error
 }
 
-func (e *storeError) Error() string { return fmt.Sprintf("the %s key store is unavailable", e.store) }
+func (e *storeError) Error() string {
+	var refused *authBackoffError
+	if errors.As(e.err, &refused) {
+		return refused.Error() // why, and when it is asked again
+	}
+	return fmt.Sprintf("the %s key store is unavailable", e.store)
+}
 
 func (e *storeError) Unwrap() error { return e.err }
 
@@ -126,7 +132,9 @@ func (b *backend) respond(resp *logical.Response, err error) (*logical.Response,
 	case errors.As(err, &scope):
 		return nil, logical.CodedError(http.StatusForbidden, scope.msg)
 	case errors.As(err, &store):
-		b.Logger().Warn("key store unavailable", "store", store.store, "error", store.err)
+		if !isAuthBackoff(store) { // the back-off logs each refusal once
+			b.Logger().Warn("key store unavailable", "store", store.store, "error", store.err)
+		}
 		return nil, logical.CodedError(http.StatusServiceUnavailable, store.Error())
 	case errors.As(err, &sts):
 		if sts.status() == http.StatusBadRequest {

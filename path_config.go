@@ -3,6 +3,7 @@ package awshmac
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"strings"
@@ -197,6 +198,7 @@ func (b *backend) applyConfig(ctx context.Context, s logical.Storage, w *configW
 		return err
 	}
 	b.install(e)
+	b.keyGate().reset() // the store took this config's credential
 	return nil
 }
 
@@ -211,9 +213,9 @@ func (b *backend) configuredKey(ctx context.Context, w *configWrite) (storeKey, 
 	var key storeKey
 	var err error
 	if w.secret != "" {
-		key, err = importStoreKey(ctx, w.cfg, w.secret)
+		key, err = b.importStoreKey(ctx, w.cfg, w.secret)
 	} else {
-		key, err = openStoreKey(ctx, w.cfg)
+		key, err = b.openConfiguredKey(ctx, w.cfg)
 	}
 	var se *storeError
 	if errors.As(err, &se) {
@@ -274,6 +276,10 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err != nil {
 		warnings = []string{err.Error()}
 	}
+	if refused := b.keyGate().status(cfg); refused != nil {
+		maps.Copy(data, refused)
+		warnings = append(warnings, fmt.Sprintf("the %s key store refuses the plugin's credential (key_store_refused); requests answer 503 without asking it until key_store_retry_at; write the config with the right credential to retry at once", cfg.KeyStore))
+	}
 	warnings = append(warnings, b.attestationWarnings(ctx, req.Storage, cfg)...)
 	for _, w := range warnings {
 		resp.AddWarning(w)
@@ -288,6 +294,7 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ 
 		return b.respond(nil, err)
 	}
 	b.install(nil)
+	b.keyGate().reset()
 	return b.respond(nil, nil)
 }
 

@@ -109,18 +109,41 @@ var writeOnlyFields = sync.OnceValue(func() []string {
 	return out
 })
 
-// openStoreKey opens the configured key; a failure is the store's.
-func openStoreKey(ctx context.Context, cfg *pluginConfig) (storeKey, error) {
-	k, err := cfg.store.open(ctx, cfg.AccessKey)
+// openStoreKey opens the configured key for requests: not while the store
+// is backing off from refusing cfg's credential (store_backoff.go). A
+// failure is the store's.
+func (b *backend) openStoreKey(ctx context.Context, cfg *pluginConfig) (storeKey, error) {
+	gate := b.keyGate()
+	done, err := gate.enter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.openKey(ctx, cfg)
+	if ctx.Err() != nil && err != nil {
+		err = ctx.Err() // the caller left: no outcome to record
+	}
+	if err := done(err); err != nil {
+		if isAuthBackoff(err) {
+			return nil, err
+		}
+		return nil, &storeError{store: cfg.KeyStore, err: err}
+	}
+	return reportingKey{storeKey: k, store: cfg.KeyStore, gate: gate, cfg: cfg}, nil
+}
+
+// openConfiguredKey opens the key a config write names. The write is not
+// held back by the back-off: it is how an operator gives a new credential.
+func (b *backend) openConfiguredKey(ctx context.Context, cfg *pluginConfig) (storeKey, error) {
+	k, err := b.openKey(ctx, cfg)
 	if err != nil {
 		return nil, &storeError{store: cfg.KeyStore, err: err}
 	}
-	return reportingKey{storeKey: k, store: cfg.KeyStore}, nil
+	return reportingKey{storeKey: k, store: cfg.KeyStore, gate: b.keyGate(), cfg: cfg}, nil
 }
 
 // importStoreKey imports secret into the configured store, recording its
 // reference in cfg. A key already there is the caller's to resolve.
-func importStoreKey(ctx context.Context, cfg *pluginConfig, secret string) (storeKey, error) {
+func (b *backend) importStoreKey(ctx context.Context, cfg *pluginConfig, secret string) (storeKey, error) {
 	k, err := cfg.store.importSecret(ctx, cfg.AccessKey, secret)
 	if errors.Is(err, hmac.ErrKeyExists) {
 		return nil, badInput("secret_key: the %s key store already holds a key under this name; leave secret_key out to use it, or name another key", cfg.KeyStore)
@@ -128,20 +151,49 @@ func importStoreKey(ctx context.Context, cfg *pluginConfig, secret string) (stor
 	if err != nil {
 		return nil, &storeError{store: cfg.KeyStore, err: err}
 	}
-	return reportingKey{storeKey: k, store: cfg.KeyStore}, nil
+	return reportingKey{storeKey: k, store: cfg.KeyStore, gate: b.keyGate(), cfg: cfg}, nil
 }
 
 // reportingKey marks its store's HMAC failures as key-store errors, so
-// that the paths answer them with a 503 naming the store.
+// that the paths answer them with a 503 naming the store, and keeps a store
+// that refused the credential from being asked on every request.
 type reportingKey struct {
 	storeKey
 	store string
+	gate  *storeGate    // nil: no back-off
+	cfg   *pluginConfig // the config whose credential the key uses
 }
 
 func (k reportingKey) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
+	done, err := k.gate.enter(k.cfg)
+	if err != nil {
+		return nil, err
+	}
 	mac, err := k.storeKey.HMAC(ctx, msg)
-	if err != nil && ctx.Err() == nil {
-		return nil, &storeError{store: k.store, err: err}
+	if err != nil && ctx.Err() != nil {
+		_ = done(ctx.Err()) // the caller left: no outcome to record
+		return mac, err
+	}
+	if err = done(err); err != nil && !isAuthBackoff(err) {
+		err = &storeError{store: k.store, err: err}
 	}
 	return mac, err
+}
+
+// Refresh rereads the key's version (transit), through the back-off: the
+// periodic reread does not ask a store that refuses the credential.
+func (k reportingKey) Refresh(ctx context.Context) error {
+	r, ok := k.storeKey.(refresher)
+	if !ok {
+		return nil
+	}
+	done, err := k.gate.enter(k.cfg)
+	if err != nil {
+		return err
+	}
+	err = r.Refresh(ctx)
+	if err != nil && ctx.Err() != nil {
+		return done(ctx.Err())
+	}
+	return done(err)
 }

@@ -2,6 +2,8 @@ package pkcs11
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/miekg/pkcs11"
@@ -32,13 +34,13 @@ func loadLibrary(path string) (*library, error) {
 	}
 	ctx := pkcs11.New(path)
 	if ctx == nil {
-		return nil, fmt.Errorf("pkcs11: cannot load module %s", path)
+		return nil, fmt.Errorf("pkcs11: cannot load module %s: the file is missing on this Vault node, not readable by the Vault user, or not a PKCS#11 library for this platform", path)
 	}
 	owned := true
 	if err := ctx.Initialize(); err != nil {
 		if !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 			ctx.Destroy()
-			return nil, fmt.Errorf("pkcs11: initialise %s: %w", path, err)
+			return nil, fmt.Errorf("pkcs11: initialise %s: %w%s", path, err, configHint(path))
 		}
 		owned = false
 	}
@@ -80,4 +82,14 @@ func (l *library) reinitialize() error {
 		return fmt.Errorf("pkcs11: initialise %s: %w", l.path, err)
 	}
 	return nil
+}
+
+// configHint says which registration setting fixes a module that starts but
+// cannot find its configuration or tokens. SoftHSM2 reads SOFTHSM2_CONF, and
+// the plugin process sees only the environment its registration gives it.
+func configHint(module string) string {
+	if strings.Contains(strings.ToLower(filepath.Base(module)), "softhsm") {
+		return "; SoftHSM2 reads its configuration (and so its token directory) from SOFTHSM2_CONF: register the plugin with `vault plugin register -env SOFTHSM2_CONF=/path/to/softhsm2.conf ...`"
+	}
+	return "; if the module needs a configuration file or an environment variable, give it to the plugin with `vault plugin register -env NAME=value ...`"
 }

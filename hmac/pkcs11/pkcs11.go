@@ -140,7 +140,7 @@ func (k *Key) findSlot() error {
 	}
 	switch len(found) {
 	case 0:
-		return fmt.Errorf("pkcs11: no token with label %q serial %q in %s", k.cfg.TokenLabel, k.cfg.TokenSerial, k.cfg.Module)
+		return fmt.Errorf("pkcs11: no token with label %q serial %q in %s%s", k.cfg.TokenLabel, k.cfg.TokenSerial, k.cfg.Module, configHint(k.cfg.Module))
 	case 1:
 		k.slot = found[0]
 		return nil
@@ -159,13 +159,33 @@ func (k *Key) loginLocked() error {
 	}
 	if err := k.lib.ctx.Login(s, pkcs11.CKU_USER, k.cfg.PIN); err != nil && !isCode(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
 		_ = k.lib.ctx.CloseSession(s)
-		if isCode(err, pkcs11.CKR_PIN_INCORRECT) || isCode(err, pkcs11.CKR_PIN_LEN_RANGE) {
-			return fmt.Errorf("pkcs11: login to token %q: wrong PIN", k.cfg.TokenLabel)
+		if why, ok := pinRefusals[codeOf(err)]; ok {
+			return fmt.Errorf("pkcs11: login to token %q: %s (%v): %w", k.cfg.TokenLabel, why, err, hmac.ErrAuth)
 		}
 		return k.storeError("login", err)
 	}
 	k.login, k.loggedIn = s, true
 	return nil
+}
+
+// pinRefusals are the C_Login answers that mean the token refused the PIN
+// itself: asking again with the same PIN cannot succeed and counts towards
+// the token's lockout, so they wrap hmac.ErrAuth and are never retried here.
+var pinRefusals = map[uint]string{
+	pkcs11.CKR_PIN_INCORRECT:            "wrong PIN",
+	pkcs11.CKR_PIN_LEN_RANGE:            "wrong PIN (not a length the token accepts)",
+	pkcs11.CKR_PIN_INVALID:              "wrong PIN (characters the token does not accept)",
+	pkcs11.CKR_PIN_LOCKED:               "the user PIN is locked (too many wrong PINs); the token's security officer must unlock it",
+	pkcs11.CKR_PIN_EXPIRED:              "the user PIN has expired; set a new one with the token's tools",
+	pkcs11.CKR_USER_PIN_NOT_INITIALIZED: "the token's user PIN is not initialised",
+}
+
+func codeOf(err error) uint {
+	var e pkcs11.Error
+	if errors.As(err, &e) {
+		return uint(e)
+	}
+	return 0
 }
 
 // connectLocked opens the logged-in session and finds the key.
@@ -277,7 +297,11 @@ func (k *Key) HMAC(ctx context.Context, msg []byte) ([]byte, error) {
 	if err == nil || ctx.Err() != nil {
 		return mac, err
 	}
-	// The token may have gone away and come back: start over once.
+	// The token may have gone away and come back: start over once. A
+	// refused PIN is not asked again: tokens lock it after a few tries.
+	if errors.Is(err, hmac.ErrAuth) {
+		return nil, err
+	}
 	if rerr := k.reset(); rerr != nil {
 		return nil, err
 	}
@@ -318,6 +342,9 @@ func (k *Key) acquire(ctx context.Context) (pkcs11.SessionHandle, pkcs11.ObjectH
 		if !k.loggedIn {
 			if err := k.connectLocked(); err != nil {
 				k.mu.Unlock()
+				if errors.Is(err, hmac.ErrAuth) {
+					return 0, 0, err // another login now would count as one more wrong PIN
+				}
 				if rerr := k.reset(); rerr != nil {
 					return 0, 0, err
 				}
@@ -391,8 +418,8 @@ func (k *Key) reset() error {
 		return errKeyClosed
 	}
 	k.closeSessionsLocked()
-	if err := k.connectLocked(); err == nil {
-		return nil
+	if err := k.connectLocked(); err == nil || errors.Is(err, hmac.ErrAuth) {
+		return err
 	}
 	k.open = 0 // sessions end with the module
 	if err := k.lib.reinitialize(); err != nil {

@@ -57,7 +57,15 @@ type Config struct {
 
 // kek returns the AEAD for cfg.KEKURI: the caller's KMS clients first, then
 // Tink's own clients for Vault, AWS KMS and Google Cloud KMS.
-func (c *Config) kek(ctx context.Context) (tink.AEAD, error) {
+func (c *Config) kek(ctx context.Context) (*kekAEAD, error) {
+	a, err := c.kekAEAD(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &kekAEAD{AEAD: a}, nil
+}
+
+func (c *Config) kekAEAD(ctx context.Context) (tink.AEAD, error) {
 	uri := c.KEKURI
 	for _, client := range c.KMSClients {
 		if client.Supported(uri) {
@@ -95,6 +103,67 @@ func (c *Config) kek(ctx context.Context) (tink.AEAD, error) {
 		return getAEAD(client, uri)
 	}
 	return nil, fmt.Errorf("tink: no KMS client for KEK %q (supported: hcvault://, aws-kms://, gcp-kms://, %s)", uri, LocalKEKScheme)
+}
+
+// kekAEAD notes a KMS refusing the plugin's credential: Tink reports a KEK
+// failure as text only, so the refusal is caught on its way through.
+type kekAEAD struct {
+	tink.AEAD
+	mu      sync.Mutex
+	refused error
+}
+
+func (a *kekAEAD) Encrypt(plaintext, associatedData []byte) ([]byte, error) {
+	out, err := a.AEAD.Encrypt(plaintext, associatedData)
+	a.note(err)
+	return out, err
+}
+
+func (a *kekAEAD) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
+	out, err := a.AEAD.Decrypt(ciphertext, associatedData)
+	a.note(err)
+	return out, err
+}
+
+func (a *kekAEAD) note(err error) {
+	if err != nil && refusedCredential(err) {
+		a.mu.Lock()
+		a.refused = err
+		a.mu.Unlock()
+	}
+}
+
+// failed is err, wrapping hmac.ErrAuth when the KMS refused the credential.
+func (a *kekAEAD) failed(err error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refused == nil {
+		return err
+	}
+	return fmt.Errorf("%w; the KMS refused the plugin's credential (%v): %w", err, a.refused, hmac.ErrAuth)
+}
+
+// kmsAuthCodes are AWS KMS's answers to a credential it does not accept.
+var kmsAuthCodes = map[string]bool{
+	"AccessDeniedException": true, "UnrecognizedClientException": true, "InvalidSignatureException": true,
+	"ExpiredTokenException": true, "InvalidClientTokenId": true, "MissingAuthenticationToken": true,
+	"IncompleteSignature": true, "NotAuthorized": true,
+}
+
+// refusedCredential tells an authentication or authorisation refusal (Vault
+// transit's 403, AWS KMS's access errors, any 401/403) from a KMS that is
+// down or a keyset that does not decrypt.
+func refusedCredential(err error) bool {
+	var vault *api.ResponseError
+	if errors.As(err, &vault) {
+		return vault.StatusCode == 401 || vault.StatusCode == 403
+	}
+	var coded interface{ ErrorCode() string }
+	if errors.As(err, &coded) && kmsAuthCodes[coded.ErrorCode()] {
+		return true
+	}
+	var status interface{ HTTPStatusCode() int }
+	return errors.As(err, &status) && (status.HTTPStatusCode() == 401 || status.HTTPStatusCode() == 403)
 }
 
 func getAEAD(client registry.KMSClient, uri string) (tink.AEAD, error) {
@@ -189,7 +258,7 @@ func Import(ctx context.Context, cfg Config, accessKeyID, secret string) (*Key, 
 	}
 	var buf bytes.Buffer
 	if err := h.WriteWithAssociatedData(keyset.NewJSONWriter(&buf), kek, cfg.AssociatedData); err != nil {
-		return nil, fmt.Errorf("tink: encrypt keyset under %s: %w", cfg.KEKURI, err)
+		return nil, kek.failed(fmt.Errorf("tink: encrypt keyset under %s: %w", cfg.KEKURI, err))
 	}
 	primitive, err := mac.New(h)
 	if err != nil {
@@ -212,7 +281,7 @@ func Open(ctx context.Context, cfg Config, accessKeyID string) (*Key, error) {
 	}
 	h, err := keyset.ReadWithAssociatedData(keyset.NewJSONReader(bytes.NewReader(cfg.Keyset)), kek, cfg.AssociatedData)
 	if err != nil {
-		return nil, fmt.Errorf("tink: decrypt keyset with %s: %w", cfg.KEKURI, err)
+		return nil, kek.failed(fmt.Errorf("tink: decrypt keyset with %s: %w", cfg.KEKURI, err))
 	}
 	primitive, err := mac.New(h)
 	if err != nil {

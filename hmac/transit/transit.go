@@ -260,10 +260,17 @@ func parseHMAC(s string, wantVersion int) ([]byte, error) {
 }
 
 // storeError reports a transit failure without anything from the request.
+// Vault answers 403 (401 behind some proxies) when the token is invalid,
+// expired, revoked or lacks the policy: the same token cannot do better, so
+// that wraps hmac.ErrAuth.
 func (k *Key) storeError(op string, err error) error {
 	var re *api.ResponseError
 	if errors.As(err, &re) {
-		return fmt.Errorf("transit: %s on key %q at %s: HTTP %d: %s", op, k.name, k.client.Address(), re.StatusCode, strings.Join(re.Errors, "; "))
+		msg := fmt.Sprintf("transit: %s on key %q at %s: HTTP %d: %s", op, k.name, k.client.Address(), re.StatusCode, strings.Join(re.Errors, "; "))
+		if re.StatusCode == 401 || re.StatusCode == 403 {
+			return fmt.Errorf("%s (the transit token is invalid, expired or revoked, or its policy does not allow this): %w", msg, hmac.ErrAuth)
+		}
+		return errors.New(msg)
 	}
 	return fmt.Errorf("transit: %s on key %q at %s: %w", op, k.name, k.client.Address(), err)
 }
