@@ -47,6 +47,11 @@ func (e *storeError) Error() string {
 	if errors.As(e.err, &refused) {
 		return refused.Error() // why, and when it is asked again
 	}
+	// A store may say why in words fit for any caller (no paths or names).
+	var r interface{ PublicReason() string }
+	if errors.As(e.err, &r) {
+		return fmt.Sprintf("the %s key store is unavailable: %s", e.store, r.PublicReason())
+	}
 	return fmt.Sprintf("the %s key store is unavailable", e.store)
 }
 

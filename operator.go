@@ -16,6 +16,8 @@ import (
 const (
 	envPKCS11Modules = "AWS_HMAC_PKCS11_MODULES" // colon-separated library paths
 	envTPMAddresses  = "AWS_HMAC_TPM_ADDRESSES"  // comma-separated host:port of TPM simulators
+	envTPMEKCA       = "AWS_HMAC_TPM_EK_CA"      // PEM file: the CAs a duplication target's EK certificate must chain to
+	envTPMAllowSRK   = "AWS_HMAC_TPM_ALLOW_SRK"  // 1: duplication targets without an EK certificate are allowed
 	envAllowInsecure = "AWS_HMAC_ALLOW_INSECURE" // 1: development-only settings are allowed, with warnings
 	// Where a stored credential may be sent: the Vault addresses a token
 	// goes to, the KEKs a keyset is sealed with, the STS and IAM hosts that
@@ -49,6 +51,7 @@ type operatorEnv struct {
 	stsHosts          []string
 	allowInsecure     bool
 	minRotationPeriod time.Duration
+	tpmEK             tpmEKPolicy
 }
 
 func loadOperatorEnv(getenv func(string) string) operatorEnv {
@@ -65,6 +68,7 @@ func loadOperatorEnv(getenv func(string) string) operatorEnv {
 	if v := getenv(envSTSEndpoints); v != "" { // unset: STS's and IAM's own hosts (stsHostRe)
 		env.stsHosts = splitList(v, ",")
 	}
+	env.tpmEK = loadTPMEKPolicy(getenv(envTPMEKCA), getenv(envTPMAllowSRK) == "1")
 	env.minRotationPeriod = defaultMinRotationPeriod
 	if d, err := time.ParseDuration(getenv(envTestMinRotation)); err == nil && d > 0 {
 		env.minRotationPeriod = d

@@ -24,6 +24,9 @@ func init() {
 			"tpm_private":           {Type: framework.TypeString, Description: "Private blob of an existing key, base64; wrapped by the TPM and useless elsewhere."},
 			"tpm_pcrs":              {Type: framework.TypeCommaIntSlice, Description: "SHA-256 PCRs to seal the key to on import (e.g. 7): it then works only while they hold their current values."},
 			"tpm_password":          {Type: framework.TypeString, Description: "Authorisation value of the key. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+			"tpm_mode":              {Type: framework.TypeString, Description: "create (default): the key is created in this node's TPM; duplicate: it is wrapped to each enrolled node's TPM (tpm_targets) and each node imports its own copy.", AllowedValues: []any{tpmModeCreate, tpmModeDuplicate}},
+			"tpm_targets":           {Type: framework.TypeString, Description: "tpm_mode=duplicate: JSON array of the nodes' enrolments (aws-hmac tpm enroll); each must chain to the registration's EK CA."},
+			"tpm_blobs":             {Type: framework.TypeString, Description: "tpm_mode=duplicate: JSON array of the key wrapped to each target (aws-hmac tpm wrap); not secret. Leave out when secret_key is given: the plugin wraps it."},
 		},
 		writeOnly: []string{"tpm_password"},
 		newParams: func() storeParams { return new(tpmParams) },
@@ -33,18 +36,24 @@ func init() {
 // tpmParams locates a TPM and a keyed-hash object in it: blobs wrapped by
 // the parent, or a persistent handle.
 type tpmParams struct {
-	Device           string `json:"tpm_device,omitempty"`
-	ParentHandle     uint32 `json:"tpm_parent_handle,omitempty"`
-	PersistentHandle uint32 `json:"tpm_persistent_handle,omitempty"`
-	Public           []byte `json:"tpm_public,omitempty"`
-	Private          []byte `json:"tpm_private,omitempty"`
-	ParentName       []byte `json:"tpm_parent_name,omitempty"`
-	PCRs             []uint `json:"tpm_pcrs,omitempty"`
-	Password         string `json:"tpm_password,omitempty"` // write-only
+	Device           string       `json:"tpm_device,omitempty"`
+	ParentHandle     uint32       `json:"tpm_parent_handle,omitempty"`
+	PersistentHandle uint32       `json:"tpm_persistent_handle,omitempty"`
+	Public           []byte       `json:"tpm_public,omitempty"`
+	Private          []byte       `json:"tpm_private,omitempty"`
+	ParentName       []byte       `json:"tpm_parent_name,omitempty"`
+	PCRs             []uint       `json:"tpm_pcrs,omitempty"`
+	Password         string       `json:"tpm_password,omitempty"` // write-only
+	Mode             string       `json:"tpm_mode,omitempty"`
+	Targets          []tpm.Target `json:"tpm_targets,omitempty"`
+	Blobs            []tpm.Blob   `json:"tpm_blobs,omitempty"`
 }
 
 func (p *tpmParams) parse(d *framework.FieldData) error {
-	parseStrings(d, map[string]*string{"tpm_device": &p.Device, "tpm_password": &p.Password})
+	parseStrings(d, map[string]*string{"tpm_device": &p.Device, "tpm_password": &p.Password, "tpm_mode": &p.Mode})
+	if err := p.parseDuplicate(d); err != nil {
+		return err
+	}
 	for name, dst := range map[string]*uint32{"tpm_parent_handle": &p.ParentHandle, "tpm_persistent_handle": &p.PersistentHandle} {
 		if v, ok := d.GetOk(name); ok {
 			h, err := parseHandle(v.(string))
@@ -65,6 +74,22 @@ func (p *tpmParams) parse(d *framework.FieldData) error {
 	}
 	if v, ok := d.GetOk("tpm_pcrs"); ok {
 		return p.parsePCRs(v.([]int))
+	}
+	return nil
+}
+
+func (p *tpmParams) parseDuplicate(d *framework.FieldData) error {
+	if v, ok := d.GetOk("tpm_targets"); ok {
+		p.Targets = nil
+		if err := parseJSONList("tpm_targets", v.(string), &p.Targets); err != nil {
+			return err
+		}
+	}
+	if v, ok := d.GetOk("tpm_blobs"); ok {
+		p.Blobs = nil
+		if err := parseJSONList("tpm_blobs", v.(string), &p.Blobs); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -96,6 +121,9 @@ func (p *tpmParams) applyDefaults(string) {
 	if p.Device == "" {
 		p.Device = "/dev/tpmrm0"
 	}
+	if p.Mode == "" {
+		p.Mode = tpmModeCreate
+	}
 }
 
 func (p *tpmParams) validate(env *operatorEnv) error {
@@ -106,6 +134,12 @@ func (p *tpmParams) validate(env *operatorEnv) error {
 		return badInput("tpm_persistent_handle must be in the owner range 0x81000000-0x817FFFFF")
 	case p.ParentHandle != 0 && (p.ParentHandle < 0x81000000 || p.ParentHandle > 0x81FFFFFF):
 		return badInput("tpm_parent_handle must be a persistent handle (0x81xxxxxx)")
+	case p.Mode == tpmModeDuplicate:
+		return p.validateDuplicate(env)
+	case p.Mode != tpmModeCreate && p.Mode != "":
+		return badInput("tpm_mode must be %s or %s", tpmModeCreate, tpmModeDuplicate)
+	case len(p.Targets) > 0 || len(p.Blobs) > 0:
+		return badInput("tpm_targets and tpm_blobs need tpm_mode=duplicate")
 	}
 	return nil
 }
@@ -122,6 +156,9 @@ func (p *tpmParams) data() map[string]any {
 		"tpm_public":            base64.StdEncoding.EncodeToString(p.Public),
 		"tpm_private":           base64.StdEncoding.EncodeToString(p.Private),
 		"tpm_pcrs":              p.PCRs,
+		"tpm_mode":              p.Mode,
+		"tpm_targets":           jsonString(p.Targets),
+		"tpm_blobs":             jsonString(p.Blobs),
 	}
 }
 
@@ -136,14 +173,21 @@ func (p *tpmParams) config() tpm.Config {
 	return tpm.Config{
 		Device: p.Device, Parent: p.ParentHandle, Password: p.Password, PersistentHandle: p.PersistentHandle,
 		Public: p.Public, Private: p.Private, ParentName: p.ParentName, PCRs: p.PCRs,
+		Blobs: p.Blobs,
 	}
 }
 
 func (p *tpmParams) open(ctx context.Context, accessKey string) (storeKey, error) {
+	if p.Mode == tpmModeDuplicate && len(p.Blobs) == 0 {
+		return nil, errors.New("tpm_blobs: no blobs; give them, or give secret_key to have them wrapped to tpm_targets")
+	}
 	return tpm.Open(ctx, p.config(), accessKey)
 }
 
 func (p *tpmParams) importSecret(ctx context.Context, accessKey, secret string) (storeKey, error) {
+	if p.Mode == tpmModeDuplicate {
+		return p.wrapToTargets(ctx, accessKey, secret)
+	}
 	k, err := tpm.Import(ctx, p.config(), accessKey, secret)
 	if err != nil {
 		return nil, err
@@ -160,7 +204,7 @@ func (p *tpmParams) forRotation(string) (storeParams, error) {
 		return nil, badInput("tpm_persistent_handle: rotation creates a new key as blobs; configure the key without a persistent handle to rotate it")
 	}
 	n := *p
-	n.Public, n.Private, n.ParentName = nil, nil, nil
+	n.Public, n.Private, n.ParentName, n.Blobs = nil, nil, nil, nil
 	return &n, nil
 }
 
@@ -169,7 +213,7 @@ func (p *tpmParams) forRotation(string) (storeParams, error) {
 func (p *tpmParams) destroy(context.Context, string) error { return nil }
 
 func (p *tpmParams) bindings() map[string][]string {
-	return map[string][]string{"tpm_password": {"tpm_device", "tpm_parent_handle", "tpm_persistent_handle", "tpm_public", "tpm_private"}}
+	return map[string][]string{"tpm_password": {"tpm_device", "tpm_parent_handle", "tpm_persistent_handle", "tpm_public", "tpm_private", "tpm_mode", "tpm_targets", "tpm_blobs"}}
 }
 
 // attest has the TPM certify the key over the nonce (or, for the periodic

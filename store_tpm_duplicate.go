@@ -1,0 +1,154 @@
+package awshmac
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
+)
+
+// tpm_mode=duplicate: the key is wrapped in software to each enrolled
+// node's TPM (tpm_targets), one blob per target (tpm_blobs); each node
+// imports its own. Targets are allowed by the registration's EK CA, never
+// by whoever writes config: a target is where the next secret goes.
+
+const (
+	tpmModeCreate    = "create"
+	tpmModeDuplicate = "duplicate"
+	maxTPMTargets    = 32
+	// maxTPMField bounds a JSON field: 32 targets with certificate chains.
+	maxTPMField = 1 << 20
+)
+
+// tpmEKPolicy is what the registration allows as a duplication target.
+type tpmEKPolicy struct {
+	roots      *x509.CertPool
+	err        error // the CA file could not be read: every certified target is refused
+	allowSRK   bool
+	configured bool
+}
+
+func loadTPMEKPolicy(path string, allowSRK bool) tpmEKPolicy {
+	p := tpmEKPolicy{allowSRK: allowSRK, configured: path != ""}
+	if path == "" {
+		return p
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		p.err = fmt.Errorf("%s cannot be read", envTPMEKCA)
+		return p
+	}
+	p.roots = x509.NewCertPool()
+	if !p.roots.AppendCertsFromPEM(pem) {
+		p.roots, p.err = nil, fmt.Errorf("%s holds no PEM certificate", envTPMEKCA)
+	}
+	return p
+}
+
+// verify refuses a target the registration does not allow.
+func (p tpmEKPolicy) verify(i int, t *tpm.Target) error {
+	err := tpm.VerifyTarget(t, p.roots, p.allowSRK)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tpm.ErrUncertified):
+		return badInput("tpm_targets[%d]: a target without an EK certificate (an SRK) is refused unless the plugin is registered with %s=1", i, envTPMAllowSRK)
+	case p.err != nil:
+		return badInput("tpm_targets[%d]: the plugin's registration has no usable EK CA bundle: %v", i, p.err)
+	case !p.configured:
+		return badInput("tpm_targets[%d]: the plugin's registration names no EK CA bundle (%s) to check the target's EK certificate against", i, envTPMEKCA)
+	}
+	return badInput("tpm_targets[%d]: %s", i, strings.TrimPrefix(err.Error(), "tpm: "))
+}
+
+// parseJSONList decodes a field holding a JSON array, strictly.
+func parseJSONList(name, raw string, dst any) error {
+	if len(raw) > maxTPMField {
+		return badInput("%s is longer than %d bytes", name, maxTPMField)
+	}
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return badInput("%s must be a JSON array as aws-hmac tpm enroll / wrap write it", name)
+	}
+	if dec.More() {
+		return badInput("%s must be one JSON array", name)
+	}
+	return nil
+}
+
+// validateDuplicate checks the targets against the registration and that
+// the blobs, when given, are one per target.
+func (p *tpmParams) validateDuplicate(env *operatorEnv) error {
+	switch {
+	case p.PersistentHandle != 0 || p.ParentHandle != 0:
+		return badInput("tpm_mode: duplicate imports under each node's own parent; leave tpm_persistent_handle and tpm_parent_handle unset")
+	case len(p.Public) > 0 || len(p.Private) > 0:
+		return badInput("tpm_mode: duplicate takes tpm_blobs, not tpm_public and tpm_private")
+	case len(p.Targets) == 0:
+		return badInput("tpm_targets: tpm_mode=duplicate needs the enrolled nodes (aws-hmac tpm enroll)")
+	case len(p.Targets) > maxTPMTargets:
+		return badInput("tpm_targets: at most %d targets", maxTPMTargets)
+	}
+	seen := map[string]bool{}
+	for i := range p.Targets {
+		t := &p.Targets[i]
+		if err := env.tpmEK.verify(i, t); err != nil {
+			return err
+		}
+		if seen[t.Parent+t.Name] {
+			return badInput("tpm_targets[%d]: the same TPM parent is listed twice", i)
+		}
+		seen[t.Parent+t.Name] = true
+	}
+	return p.validateBlobs(seen)
+}
+
+func (p *tpmParams) validateBlobs(targets map[string]bool) error {
+	if len(p.Blobs) == 0 {
+		return nil // a secret_key is wrapped to the targets, or open says what is missing
+	}
+	if len(p.Blobs) != len(targets) {
+		return badInput("tpm_blobs: one blob per target is needed (%d targets, %d blobs)", len(targets), len(p.Blobs))
+	}
+	covered := map[string]bool{}
+	for i, b := range p.Blobs {
+		key := b.Parent + strings.ToLower(b.ParentName)
+		if !targets[key] || covered[key] {
+			return badInput("tpm_blobs[%d]: not wrapped to one of tpm_targets, or a second blob for one", i)
+		}
+		covered[key] = true
+		if len(b.Public) == 0 || len(b.Duplicate) == 0 || len(b.Seed) == 0 {
+			return badInput("tpm_blobs[%d]: public, duplicate and encrypted_seed are required", i)
+		}
+	}
+	return nil
+}
+
+// wrapToTargets wraps secret to every target: the blobs a rotation
+// switches to only once each node's copy exists.
+func (p *tpmParams) wrapToTargets(ctx context.Context, accessKey, secret string) (storeKey, error) {
+	blobs := make([]tpm.Blob, 0, len(p.Targets))
+	for i := range p.Targets {
+		b, err := tpm.Wrap(&p.Targets[i], secret, p.Password)
+		if err != nil {
+			return nil, err
+		}
+		blobs = append(blobs, *b)
+	}
+	p.Blobs = blobs
+	return tpm.Open(ctx, p.config(), accessKey)
+}
+
+func jsonString(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
