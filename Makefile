@@ -6,17 +6,24 @@ GO      ?= go
 CACHE   ?= $(CURDIR)/.cache
 BIN     := $(CURDIR)/bin
 PLUGIN  := vault-plugin-aws-hmac
+MODULE  := github.com/awshmac/vault-plugin-aws-hmac
+
+# The version comes from git (-buildvcs=auto, whatever GOFLAGS says); a
+# release sets its own: make build VERSION=v1.2.3.
+VERSION ?=
+BUILDFLAGS := -buildvcs=auto $(if $(VERSION),-ldflags "-X $(MODULE)/internal/version.override=$(VERSION)")
 
 .PHONY: all build test check unit bench bench-vault demo deps tools clean
 
 all: build
 
-## build: the plugin binary and the aws-hmac helper into bin/
+## build: the plugin binary and the aws-hmac helper into bin/, with their version
 build:
 	$(GO) build ./...
 	mkdir -p $(BIN)
-	CGO_ENABLED=1 $(GO) build -o $(BIN)/$(PLUGIN) ./cmd/$(PLUGIN)
-	$(GO) build -o $(BIN)/aws-hmac ./cmd/aws-hmac
+	CGO_ENABLED=1 $(GO) build $(BUILDFLAGS) -o $(BIN)/$(PLUGIN) ./cmd/$(PLUGIN)
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/aws-hmac ./cmd/aws-hmac
+	@echo "built $$($(BIN)/$(PLUGIN) -version) (sha256 $$(sha256sum $(BIN)/$(PLUGIN) | cut -c1-64))"
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -42,8 +49,15 @@ bench: deps tools
 bench-vault: deps tools
 	source scripts/env.sh && $(GO) test -run '^$$' -bench BenchmarkVault -benchtime 1x -timeout 30m ./internal/benchvault
 
-## demo: dev Vault + plugin + transit key store + MinIO (or real AWS with AWS_ACCESS_KEY_ID set)
-demo: deps tools
+## demo: dev Vault + plugin + transit key store + MinIO (or real AWS with AWS_ACCESS_KEY_ID set).
+## VAULT_BIN, MINIO_BIN and MC_BIN, when set, are used as they are; only what
+## is missing is installed (curl, jq) or built (vault; minio and mc unless AWS).
+demo:
+	@if [ -z "$$VAULT_BIN" ] || { [ -z "$$AWS_ACCESS_KEY_ID" ] && { [ -z "$$MINIO_BIN" ] || [ -z "$$MC_BIN" ]; }; }; then \
+	  scripts/install-deps.sh curl jq ca-certificates; fi
+	@[ -n "$$VAULT_BIN" ] || scripts/build-tools.sh vault
+	@[ -n "$$MINIO_BIN" ] || [ -n "$$AWS_ACCESS_KEY_ID" ] || scripts/build-tools.sh minio
+	@[ -n "$$MC_BIN" ] || [ -n "$$AWS_ACCESS_KEY_ID" ] || scripts/build-tools.sh mc
 	scripts/demo.sh
 
 ## deps: Debian packages the tests need (idempotent)

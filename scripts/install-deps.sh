@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and the demo need, when missing.
+# Installs the Debian packages the tests and the demo need (or those named
+# as arguments), when missing.
 # Idempotent: a machine that has them all is left alone.
 set -euo pipefail
 
 packages=(softhsm2 swtpm swtpm-tools tpm2-tools opensc libssl-dev curl jq ca-certificates awscli)
+# With arguments, only those packages (make demo names what the demo needs).
+if [ $# -gt 0 ]; then packages=("$@"); fi
 
 missing=()
 for p in "${packages[@]}"; do
