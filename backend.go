@@ -39,6 +39,9 @@ type backend struct {
 
 	roles roleCache
 
+	// revocations orders the rebuilds of each target role's deny policy.
+	revocations revocationLocks
+
 	// screened mirrors the paths' patterns for HandleRequest's screen.
 	screened []screenedPath
 
@@ -91,7 +94,7 @@ func newBackend() *backend {
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b), pathConfigAttestation(b)},
 			pathRoles(b),
-			[]*framework.Path{pathCreds(b), pathSign(b)},
+			[]*framework.Path{pathCreds(b), pathSign(b), pathRoleRevokeSessions(b)},
 		),
 		Secrets:           []*framework.Secret{secretCreds(b)},
 		Invalidate:        b.invalidate,
@@ -115,12 +118,14 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 }
 
 // periodic keeps an engine open while a config exists, for token renewal,
-// rotates the root key when its schedule says so, and checks that the key
-// still cannot leave its store (attestation.go).
+// rotates the root key when its schedule says so, checks that the key
+// still cannot leave its store (attestation.go), and drops expired
+// sessions from the deny policies (revocation.go).
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	b.ensureEngine(req.Storage)
 	b.rotateIfDue(ctx, req.Storage)
 	b.checkAttestationIfDue(ctx, req.Storage)
+	b.pruneRevocations(ctx, req.Storage)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -81,10 +82,11 @@ func secretCreds(b *backend) *framework.Secret {
 		Fields: map[string]*framework.FieldSchema{
 			"access_key": {Type: framework.TypeString, Description: "Temporary access key ID."},
 		},
-		// STS credentials cannot be revoked before they expire; revoking the
-		// lease only forgets it.
-		Revoke: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
-			return nil, nil
+		// A deny_session lease's session is denied in AWS (revocation.go);
+		// other STS credentials cannot be revoked, and revoking their lease
+		// only forgets it. An error makes Vault try again.
+		Revoke: func(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+			return nil, b.revokeCreds(ctx, req)
 		},
 		Renew: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 			return logical.ErrorResponse("STS credentials cannot be renewed; read creds again for new ones"), nil
@@ -109,7 +111,11 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if in.identity, err = identityFor(role, name, c, in.askedName); err != nil {
 		return b.respond(nil, err)
 	}
+	if err := b.tagForRevocation(ctx, req.Storage, role, &in.identity); err != nil {
+		return b.respond(nil, err)
+	}
 	var creds stscreds.Credentials
+	issued := time.Now().UTC().Truncate(time.Second)
 	err = b.withEngine(ctx, req.Storage, func(e *engine) error {
 		creds, err = e.mint(ctx, role, in)
 		return err
@@ -117,7 +123,21 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return b.respond(nil, err)
 	}
-	return b.respond(b.credsResponse(name, creds))
+	return b.respond(b.credsResponse(name, role, in.roleARN, creds, issued))
+}
+
+// tagForRevocation marks a deny_session role's session as this mount's,
+// for the kill switch (roles/:name/revoke-sessions).
+func (b *backend) tagForRevocation(ctx context.Context, s logical.Storage, role *roleEntry, id *sessionIdentity) error {
+	if role.RevokeMode != revokeModeDenySession {
+		return nil
+	}
+	mountID, err := b.mountID(ctx, s)
+	if err != nil {
+		return err
+	}
+	id.tags = append(id.tags, stscreds.Tag{Key: mountTagKey, Value: mountID})
+	return nil
 }
 
 // credsRequest is what a caller asked of creds/, checked against the role.
@@ -191,12 +211,7 @@ func (e *engine) mint(ctx context.Context, role *roleEntry, in credsRequest) (st
 			o.Duration, o.SerialNumber, o.TokenCode = in.ttl, role.MFASerialNumber, in.mfaCode
 		}).Mint(callCtx)
 	case credentialAssumedRole:
-		creds, err = stscreds.NewAssumeRoleProvider(e.sts, in.roleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName, o.Duration = id.name, in.ttl
-			o.Policy, o.PolicyARNs, o.Tags, o.TransitiveTagKeys = role.PolicyDocument, role.PolicyARNs, id.tags, role.TransitiveTagKeys
-			o.ExternalID, o.SourceIdentity = role.ExternalID, id.sourceIdentity
-			o.SerialNumber, o.TokenCode = role.MFASerialNumber, in.mfaCode
-		}).Mint(callCtx)
+		creds, err = e.assumeRole(callCtx, role, in)
 	case credentialFederationToken:
 		creds, err = stscreds.NewFederationTokenProvider(e.sts, id.name, func(o *stscreds.FederationTokenOptions) {
 			o.Duration, o.Policy, o.PolicyARNs, o.Tags = in.ttl, role.PolicyDocument, role.PolicyARNs, id.tags
@@ -208,8 +223,29 @@ func (e *engine) mint(ctx context.Context, role *roleEntry, in credsRequest) (st
 	return creds, nil
 }
 
-// credsResponse is the credentials with a lease exactly as long as they live.
-func (b *backend) credsResponse(name string, creds stscreds.Credentials) (*logical.Response, error) {
+// assumeRole assumes the role's role ARN and then each role of its
+// role_chain with the previous session; the policy and tags go on the last.
+func (e *engine) assumeRole(ctx context.Context, role *roleEntry, in credsRequest) (stscreds.Credentials, error) {
+	id := in.identity
+	last := stscreds.AssumeRoleOptions{RoleSessionName: id.name, Duration: in.ttl,
+		Policy: role.PolicyDocument, PolicyARNs: role.PolicyARNs, Tags: id.tags, TransitiveTagKeys: role.TransitiveTagKeys}
+	hops := role.chainHops()
+	first := last
+	if len(hops) > 0 {
+		first = stscreds.AssumeRoleOptions{RoleSessionName: id.name, Duration: 15 * time.Minute}
+	}
+	first.ExternalID, first.SourceIdentity = role.ExternalID, id.sourceIdentity
+	first.SerialNumber, first.TokenCode = role.MFASerialNumber, in.mfaCode
+	creds, err := stscreds.NewAssumeRoleProvider(e.sts, in.roleARN, func(o *stscreds.AssumeRoleOptions) { *o = first }).Mint(ctx)
+	if err != nil || len(hops) == 0 {
+		return creds, err
+	}
+	return stscreds.Chain(ctx, e.cfg.awsConfig(e.key, e.signer), creds, hops, id.name, last)
+}
+
+// credsResponse is the credentials with a lease exactly as long as they
+// live; a deny_session role's lease keeps what revoking it needs.
+func (b *backend) credsResponse(name string, role *roleEntry, roleARN string, creds stscreds.Credentials, issued time.Time) (*logical.Response, error) {
 	left := time.Until(creds.Expires).Truncate(time.Second)
 	if left <= 0 {
 		return nil, fmt.Errorf("STS returned credentials that already expired at %s", creds.Expires.Format(time.RFC3339))
@@ -223,6 +259,16 @@ func (b *backend) credsResponse(name string, creds stscreds.Credentials) (*logic
 		"expiration":     creds.Expires.UTC().Format(time.RFC3339),
 		"ttl":            int64(left / time.Second),
 	}, map[string]any{"role": name, "access_key": creds.AccessKeyID})
+	if role.RevokeMode == revokeModeDenySession {
+		if len(role.RoleChain) > 0 {
+			roleARN = role.sessionRoleARNs()[0]
+		}
+		// Credentials that could not be revoked are not handed out.
+		if !assumedRoleIDRe.MatchString(creds.AssumedRoleID) {
+			return nil, &stsError{op: "AssumeRole", detail: "answered without a valid AssumedRoleId; the session could not be revoked, so it is not returned"}
+		}
+		maps.Copy(resp.Secret.InternalData, leaseSession{roleARN: roleARN, assumedRoleID: creds.AssumedRoleID, issued: issued, expires: creds.Expires}.internalData())
+	}
 	// The lease cannot be renewed: read again for new credentials.
 	resp.Secret.TTL = left
 	resp.Secret.MaxTTL = left

@@ -113,6 +113,9 @@ func roleFields() map[string]*framework.FieldSchema {
 		"source_identity_template":   {Type: framework.TypeString, Description: "SourceIdentity from the caller's identity, same directives (assumed_role)."},
 		"allowed_session_names":      {Type: framework.TypeCommaStringSlice, Description: "Globs of the session names a caller may choose with role_session_name. Empty: callers may not choose."},
 		"audit_session_tags":         {Type: framework.TypeBool, Description: "Tag sessions with vault-request-id and vault-entity-id (and set SourceIdentity to the entity ID when nothing else does), to join CloudTrail to Vault's audit log."},
+
+		"revoke_mode": {Type: framework.TypeString, AllowedValues: anySlice(revokeModes), Description: "none (the default): revoking a creds/ lease only forgets it. deny_session (assumed_role): revoking a lease denies its session in AWS through an inline policy on the target role, which must have a permissions boundary; session names must then be unique ({{random}} in the template)."},
+		"role_chain":  {Type: framework.TypeStringSlice, Description: "Roles assumed one after the other from the role_arns session, each ARN optionally followed by #external-id; policies and tags go on the last, whose session (at most 1h) is returned."},
 	}
 }
 
@@ -156,6 +159,9 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err := role.validate(); err != nil {
 		return b.respond(nil, err)
 	}
+	if err := b.checkRevocable(ctx, req.Storage, role); err != nil {
+		return b.respond(nil, err)
+	}
 	return b.respond(nil, b.putRole(ctx, req.Storage, name, role))
 }
 
@@ -166,7 +172,7 @@ func parseRoleFields(role *roleEntry, d *framework.FieldData) {
 		"credential_type": &role.CredentialType, "policy_document": &role.PolicyDocument,
 		"external_id": &role.ExternalID, "source_identity": &role.SourceIdentity, "mfa_serial_number": &role.MFASerialNumber,
 		"sign_with": &role.SignWith, "role_session_name_template": &role.RoleSessionNameTemplate,
-		"source_identity_template": &role.SourceIdentityTemplate,
+		"source_identity_template": &role.SourceIdentityTemplate, "revoke_mode": &role.RevokeMode,
 	}
 	parseStrings(d, strs)
 	lists := map[string]*[]string{
@@ -174,6 +180,7 @@ func parseRoleFields(role *roleEntry, d *framework.FieldData) {
 		"allowed_services": &role.AllowedServices, "allowed_regions": &role.AllowedRegions, "allowed_hosts": &role.AllowedHosts,
 		"allowed_methods": &role.AllowedMethods, "allowed_paths": &role.AllowedPaths, "allowed_actions": &role.AllowedActions,
 		"allowed_session_names": &role.AllowedSessionNames, "allowed_schemes": &role.AllowedSchemes,
+		"role_chain": &role.RoleChain,
 	}
 	for field, dst := range lists {
 		if v, ok := d.GetOk(field); ok {

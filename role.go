@@ -1,6 +1,7 @@
 package awshmac
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
 )
 
 const (
@@ -83,6 +86,10 @@ type roleEntry struct {
 	SourceIdentityTemplate  string   `json:"source_identity_template,omitempty"`
 	AllowedSessionNames     []string `json:"allowed_session_names,omitempty"`
 	AuditSessionTags        bool     `json:"audit_session_tags,omitempty"`
+
+	// Revocation and chaining (revocation.go).
+	RevokeMode string   `json:"revoke_mode,omitempty"`
+	RoleChain  []string `json:"role_chain,omitempty"`
 }
 
 // signOnly reports a role without STS credentials of its own.
@@ -119,6 +126,9 @@ func (r *roleEntry) toResponseData() map[string]any {
 		"source_identity_template":   r.SourceIdentityTemplate,
 		"allowed_session_names":      nonNil(r.AllowedSessionNames),
 		"audit_session_tags":         r.AuditSessionTags,
+
+		"revoke_mode": cmp.Or(r.RevokeMode, revokeModeNone),
+		"role_chain":  nonNil(r.RoleChain),
 	}
 }
 
@@ -140,8 +150,14 @@ func (r *roleEntry) applyDefaults() {
 	for i, m := range r.AllowedMethods {
 		r.AllowedMethods[i] = strings.ToUpper(m)
 	}
+	if r.RevokeMode == "" {
+		r.RevokeMode = revokeModeNone
+	}
 	if limits, ok := stsTTLLimits[r.CredentialType]; ok && r.MaxSTSTTL == 0 {
 		r.MaxSTSTTL = limits.max
+		if len(r.RoleChain) > 0 {
+			r.MaxSTSTTL = stscreds.ChainedSessionLimit
+		}
 	}
 	if r.DefaultSTSTTL == 0 && !r.signOnly() {
 		r.DefaultSTSTTL = min(time.Hour, r.MaxSTSTTL)
@@ -166,7 +182,7 @@ func defaultSignWith(r *roleEntry) string {
 // validate checks a role, defaults applied, against STS's limits; the
 // error names the field at fault. It changes nothing.
 func (r *roleEntry) validate() error {
-	for _, check := range []func() error{r.validateType, r.validateARNs, r.validateTags, r.validateIDs, r.validateTTLs, r.validateScope, r.validateSigningScope, r.validateIdentity, r.validateSignWith} {
+	for _, check := range []func() error{r.validateType, r.validateARNs, r.validateTags, r.validateIDs, r.validateTTLs, r.validateScope, r.validateSigningScope, r.validateIdentity, r.validateSignWith, r.validateRevocation, r.validateChain} {
 		if err := check(); err != nil {
 			return err
 		}
