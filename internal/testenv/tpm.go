@@ -53,6 +53,61 @@ func StartSWTPM(t testing.TB) *SWTPM {
 	return s
 }
 
+// EKCA is a local CA that signs swtpm's EK certificates (swtpm_localca):
+// Root is the PEM file of its root, Intermediate of the issuing CA.
+type EKCA struct {
+	Root, Intermediate string
+	dir                string
+}
+
+// NewEKCA makes a directory for a local EK CA; swtpm_localca creates the
+// keys on first use. Several swtpm instances may share it.
+func NewEKCA(t testing.TB) *EKCA {
+	t.Helper()
+	if _, err := exec.LookPath("swtpm_setup"); err != nil {
+		unavailable(t, "swtpm_setup (Debian package swtpm-tools)", "deps")
+	}
+	dir := TempDir(t, "ekca-")
+	ca := &EKCA{dir: dir, Root: filepath.Join(dir, "swtpm-localca-rootca-cert.pem"), Intermediate: filepath.Join(dir, "issuercert.pem")}
+	files := map[string]string{
+		"localca.conf":    "statedir = " + dir + "\nsigningkey = " + dir + "/signkey.pem\nissuercert = " + ca.Intermediate + "\ncertserial = " + dir + "/certserial\n",
+		"localca.options": "--platform-manufacturer Test\n--platform-version 2.1\n--platform-model Test\n",
+		"setup.conf": "create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = " + dir + "/localca.conf\n" +
+			"create_certs_tool_options = " + dir + "/localca.options\nactive_pcr_banks = sha256\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ca
+}
+
+// StartSWTPMWithEK starts swtpm whose state swtpm_setup manufactured with
+// RSA and ECC endorsement keys and their certificates, signed by ca.
+func StartSWTPMWithEK(t testing.TB, ca *EKCA) *SWTPM {
+	t.Helper()
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		unavailable(t, "swtpm (Debian package swtpm)", "deps")
+	}
+	dir := TempDir(t, "swtpm-")
+	port := freePortPair(t)
+	s := &SWTPM{t: t, bin: bin, dir: dir, StateDir: filepath.Join(dir, "state"), port: port, ctrlPort: port + 1}
+	s.Addr = "127.0.0.1:" + strconv.Itoa(s.port)
+	s.CtrlAddr = "127.0.0.1:" + strconv.Itoa(s.ctrlPort)
+	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", s.StateDir, "--create-ek-cert",
+		"--config", filepath.Join(ca.dir, "setup.conf"), "--overwrite").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swtpm_setup --create-ek-cert: %v\n%s", err, out)
+	}
+	s.Start()
+	return s
+}
+
 // Start (re)starts swtpm on the same ports and state directory.
 func (s *SWTPM) Start() {
 	s.t.Helper()
