@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/aws/smithy-go"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
@@ -63,9 +65,11 @@ func (e *storeError) forOperator() error {
 	return badInput("key_store: cannot use the key in the %s key store: %v", e.store, e.err)
 }
 
-// stsError is STS failing a call: refused (400 with AWS's code), down
-// (502) or not answering within sts_timeout (504).
+// stsError is STS or IAM failing a call: refused (400 with AWS's code),
+// down (502) or not answering within sts_timeout (504). Its message names
+// the service actually called (see label).
 type stsError struct {
+	service string // "STS" or "IAM"; empty: by op (see label)
 	op      string
 	err     error
 	timeout time.Duration // set when the deadline passed
@@ -74,17 +78,42 @@ type stsError struct {
 }
 
 func (e *stsError) Error() string {
+	svc := e.label()
 	if e.detail != "" {
-		return fmt.Sprintf("STS %s: %s", e.op, e.detail)
+		return fmt.Sprintf("%s %s: %s", svc, e.op, e.detail)
 	}
 	if e.timeout > 0 {
-		return fmt.Sprintf("STS did not answer %s within sts_timeout (%s)", e.op, e.timeout)
+		return fmt.Sprintf("%s did not answer %s within sts_timeout (%s)", svc, e.op, e.timeout)
 	}
 	var aws *stscreds.Error
 	if errors.As(e.err, &aws) && aws.Code != "" {
-		return fmt.Sprintf("STS %s refused: %s: %s", e.op, aws.Code, aws.Message)
+		return fmt.Sprintf("%s %s refused: %s: %s", svc, e.op, aws.Code, aws.Message)
 	}
-	return fmt.Sprintf("STS could not be reached for %s", e.op)
+	return fmt.Sprintf("%s could not be reached for %s", svc, e.op)
+}
+
+// label names the service called: the SDK's own record of it, else the
+// operation's service, else STS.
+func (e *stsError) label() string {
+	if e.service != "" {
+		return e.service
+	}
+	var call *smithy.OperationError
+	if errors.As(e.err, &call) && call.Service() != "" {
+		return strings.ToUpper(call.Service())
+	}
+	name, _, _ := strings.Cut(e.op, " ")
+	if iamOperations[name] {
+		return "IAM"
+	}
+	return "STS"
+}
+
+// iamOperations are the IAM calls the plugin makes, for errors that did not
+// come through the SDK (an answer the plugin refused).
+var iamOperations = map[string]bool{
+	"CreateAccessKey": true, "DeleteAccessKey": true, "ListAccessKeys": true, "GetUser": true,
+	"GetRole": true, "PutRolePolicy": true, "DeleteRolePolicy": true, "GetRolePolicy": true,
 }
 
 func (e *stsError) Unwrap() error { return e.err }
@@ -105,8 +134,9 @@ func (e *stsError) status() int {
 // errNotConfigured answers paths that need a key before config is written.
 var errNotConfigured = badInput("the engine has no config: write aws-hmac/config first")
 
-// classifySTS turns an STS client error into the error kind it is: the key
-// store's failure, a timeout of ours, the caller leaving, or STS's answer.
+// classifySTS turns an STS or IAM client error into the error kind it is:
+// the key store's failure, a timeout of ours, the caller leaving, or the
+// service's answer, labelled with the service the SDK called.
 func classifySTS(ctx context.Context, op string, timeout time.Duration, err error) error {
 	var se *storeError
 	switch {
@@ -145,7 +175,7 @@ func (b *backend) respond(resp *logical.Response, err error) (*logical.Response,
 		if sts.status() == http.StatusBadRequest {
 			return logical.ErrorResponse(sts.Error()), nil
 		}
-		b.Logger().Warn("STS unavailable", "operation", sts.op, "error", sts.err)
+		b.Logger().Warn(sts.label()+" unavailable", "operation", sts.op, "error", sts.err)
 		return nil, logical.CodedError(sts.status(), sts.Error())
 	}
 	return nil, err
