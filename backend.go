@@ -92,7 +92,7 @@ func newBackend() *backend {
 			SealWrapStorage: []string{configStoragePath},
 		},
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b), pathConfigAttestation(b)},
+			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b), pathConfigAttestation(b), pathConfigTPMNode(b)},
 			pathRoles(b),
 			[]*framework.Path{pathCreds(b), pathSign(b), pathRoleRevokeSessions(b)},
 		),

@@ -2,6 +2,7 @@ package tpm
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -302,4 +303,33 @@ func (k *Key) importBlob(p *parent, kind string, b Blob) error {
 	k.cfg.ParentName = append([]byte(nil), p.name.Buffer...)
 	k.cfg.ParentKind = kind
 	return nil
+}
+
+// NodeStatus is what this TPM makes of a set of blobs: its parents' Names
+// by kind, the blob wrapped to it (-1: none), and why it does not load.
+type NodeStatus struct {
+	Names   map[string]string
+	Blob    int
+	Problem error
+}
+
+// Probe imports and loads this TPM's blob in a fresh session, as a node
+// does when it builds its engine, and says how that went.
+func Probe(ctx context.Context, cfg Config, accessKeyID string) NodeStatus {
+	st := NodeStatus{Names: map[string]string{}, Blob: -1}
+	k, err := Open(ctx, cfg, accessKeyID)
+	var ne *NotEnrolledError
+	switch {
+	case err == nil:
+		st.Names[k.cfg.ParentKind] = hex.EncodeToString(k.cfg.ParentName)
+		st.Blob = slices.IndexFunc(cfg.Blobs, func(b Blob) bool {
+			return b.Parent == k.cfg.ParentKind && strings.EqualFold(b.ParentName, st.Names[b.Parent])
+		})
+		k.Close()
+	case errors.As(err, &ne):
+		st.Names, st.Problem = ne.Names, err
+	default:
+		st.Problem = err
+	}
+	return st
 }

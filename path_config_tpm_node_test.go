@@ -1,0 +1,158 @@
+package awshmac
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
+)
+
+// enrolTarget is what aws-hmac tpm enroll prints for sw, with the CA's
+// intermediate as its chain.
+func enrolTarget(t *testing.T, sw *testenv.SWTPM, ca *testenv.EKCA, kind string) tpm.Target {
+	t.Helper()
+	target, err := tpm.Enroll(context.Background(), tpm.Config{Device: "tcp://" + sw.Addr}, kind, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(ca.Intermediate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	target.EKChain = [][]byte{block.Bytes}
+	return *target
+}
+
+func targetsJSON(t *testing.T, targets ...tpm.Target) string {
+	t.Helper()
+	b, err := json.Marshal(targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (e *testEnv) tpmNode(t *testing.T) map[string]any {
+	t.Helper()
+	resp, err := e.request(t, logical.ReadOperation, "config/tpm-node", nil)
+	if err != nil || resp == nil || resp.IsError() {
+		t.Fatalf("config/tpm-node: %v %v", err, resp)
+	}
+	return resp.Data
+}
+
+// Two enrolled nodes share one config: each imports its own blob (the
+// config write proves the key with STS through it), config/tpm-node names
+// the target; a third, unenrolled TPM answers creds/ with a 503 that says
+// so, and logs its Name.
+func TestTPMDuplicateNodes(t *testing.T) {
+	e, logs := attestEnv(t)
+	ca := testenv.NewEKCA(t)
+	a, b, c := testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca)
+	e.b.env.tpmAddresses = []string{a.Addr, b.Addr, c.Addr}
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, false)
+	targets := targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentEKRSA), enrolTarget(t, b, ca, tpm.ParentEKRSA))
+	cfg := with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate", "tpm_device", "tcp://"+a.Addr, "tpm_targets", targets)
+	e.mustWrite(t, "config", cfg)
+	e.mustWrite(t, "roles/r", map[string]any{"credential_type": "session_token"})
+	if st := e.tpmNode(t); st["target"] != 0 || st["blob_loads"] != true {
+		t.Fatalf("node a: %v", st)
+	}
+	read, _ := e.request(t, logical.ReadOperation, "config", nil)
+	var blobs []tpm.Blob
+	if err := json.Unmarshal([]byte(read.Data["tpm_blobs"].(string)), &blobs); err != nil || len(blobs) != 2 {
+		t.Fatalf("blobs read back: %d %v", len(blobs), err)
+	}
+	// Node b: the same blobs, no secret.
+	e.mustWrite(t, "config", with(cfg, "secret_key", nil, "tpm_device", "tcp://"+b.Addr, "tpm_blobs", read.Data["tpm_blobs"]))
+	if st := e.tpmNode(t); st["target"] != 1 || st["blob_loads"] != true {
+		t.Fatalf("node b: %v", st)
+	}
+	if resp, err := e.request(t, logical.ReadOperation, "creds/r", nil); status(resp, err) != http.StatusOK {
+		t.Fatalf("creds on node b: %d %q", status(resp, err), errText(resp, err))
+	}
+	// Node c reads the same stored config: not enrolled.
+	e.setStoredDevice(t, "tcp://"+c.Addr)
+	resp, err := e.request(t, logical.ReadOperation, "creds/r", nil)
+	if status(resp, err) != http.StatusServiceUnavailable || !strings.Contains(errText(resp, err), "this node's TPM is not enrolled") {
+		t.Fatalf("node c: %d %q", status(resp, err), errText(resp, err))
+	}
+	if st := e.tpmNode(t); st["target"] != -1 || st["blob_loads"] != false || len(st["parent_names"].(map[string]any)) != 1 {
+		t.Fatalf("node c: %v", st)
+	}
+	if !strings.Contains(logs.String(), "ek-rsa-2048=") {
+		t.Fatal("the log does not name node c's parent")
+	}
+	noSecretsIn(t, "the log", logs.String(), keytest.Secret)
+	noSecretsIn(t, "the config read", read.Data, keytest.Secret)
+	noSecretsIn(t, "storage", storageDump(t, e.storage), keytest.Secret)
+}
+
+// setStoredDevice rewrites the stored config's device, as another node
+// whose TPM is elsewhere would read it, and drops the engine.
+func (e *testEnv) setStoredDevice(t *testing.T, device string) {
+	t.Helper()
+	entry, err := e.storage.Get(context.Background(), configStoragePath)
+	if err != nil || entry == nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(entry.Value, &raw); err != nil {
+		t.Fatal(err)
+	}
+	raw["tpm_device"] = device
+	entry.Value, _ = json.Marshal(raw)
+	if err := e.storage.Put(context.Background(), entry); err != nil {
+		t.Fatal(err)
+	}
+	e.b.dropConfig()
+}
+
+func storageDump(t *testing.T, s logical.Storage) string {
+	t.Helper()
+	var out strings.Builder
+	for _, k := range storageKeys(t, s) {
+		entry, _ := s.Get(context.Background(), k)
+		if entry != nil {
+			out.Write(entry.Value)
+		}
+	}
+	return out.String()
+}
+
+// Targets the registration does not allow are a 400 naming tpm_targets,
+// and nothing is written: another CA's EK, an SRK without the allowance.
+func TestTPMDuplicateTargetRefused(t *testing.T) {
+	e := newTestEnv(t)
+	ca, other := testenv.NewEKCA(t), testenv.NewEKCA(t)
+	a, stranger := testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, other)
+	e.b.env.tpmAddresses = []string{a.Addr}
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, false)
+	base := with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate", "tpm_device", "tcp://"+a.Addr)
+	for name, targets := range map[string]string{
+		"another CA":    targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentEKRSA), enrolTarget(t, stranger, other, tpm.ParentEKRSA)),
+		"SRK":           targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentSRK)),
+		"not JSON":      "[{",
+		"unknown field": `[{"parent":"ek-rsa-2048","extra":1}]`,
+	} {
+		resp, err := e.request(t, logical.UpdateOperation, "config", with(base, "tpm_targets", targets))
+		if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), "tpm_targets") {
+			t.Fatalf("%s: %d %q", name, status(resp, err), errText(resp, err))
+		}
+	}
+	if keys := storageKeys(t, e.storage); len(keys) != 0 {
+		t.Fatalf("a refused write stored %v", keys)
+	}
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, true)
+	e.mustWrite(t, "config", with(base, "tpm_targets", targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentSRK))))
+}
