@@ -102,6 +102,7 @@ type Server struct {
 	waiting   int                      // requests held by frozen
 	held      map[string]chan struct{} // AssumeRole of these role ARNs waits
 	forged    string                   // the next CreateAccessKey answers this ID
+	lifeCap   time.Duration            // set: temporary credentials expire this soon
 }
 
 // New starts a server on 127.0.0.1. Close it when done.
@@ -401,7 +402,18 @@ func (s *Server) forgeLocked(user string) *accessKey {
 	return k
 }
 
+// CapSessionLife makes temporary credentials issued from now on expire
+// after d at most, whatever was asked: expiry within a test's time.
+func (s *Server) CapSessionLife(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lifeCap = d
+}
+
 func (s *Server) newTemporaryKeyLocked(parent *accessKey, kind, arn, userID string, d time.Duration) *accessKey {
+	if s.lifeCap > 0 {
+		d = min(d, s.lifeCap)
+	}
 	k := &accessKey{
 		id: "ASIA" + randomID(16), secret: randomSecret(), kind: kind, user: parent.user,
 		arn: arn, userID: userID, token: randomToken(), expires: s.now().Add(d).UTC().Truncate(time.Second),
