@@ -301,8 +301,9 @@ Reading creds/<role> calls the role's STS operation, signed
 with the configured key, and returns access_key, secret_key, session_token (and
 security_token, the same value), arn, expiration and ttl. The lease lasts as
 long as the credentials and is not renewable; read again for new ones.
-Revoking the lease does not revoke the credentials: STS credentials cannot be
-revoked, they expire.
+Revoking the lease of a role with revoke_mode deny_session denies its session
+in AWS (an inline policy on the target role; see docs/revocation.md); for
+other roles it does not revoke the credentials, which live until they expire.
 
 Writing accepts role_arn (one of the role's role_arns), role_session_name, ttl
 (up to the role's max_sts_ttl) and mfa_code.

@@ -244,4 +244,10 @@ templating ({{identity.entity.name}}, {{identity.entity.metadata.KEY}}, ...),
 {{display_name}} and {{random}}. Callers choose a session name only within
 allowed_session_names. audit_session_tags tags sessions with the Vault request
 and entity IDs. Role names are exact: DEPLOY and deploy are two roles.
+
+revoke_mode deny_session (assumed_role, target roles with a permissions
+boundary, unique session names) makes revoking a creds/ lease deny its session
+in AWS; roles/<name>/revoke-sessions denies every session this mount minted
+for the role until now. role_chain assumes further roles, each with the
+previous session; the last one's session, at most an hour, is returned.
 `
