@@ -18,6 +18,10 @@ const (
 	envTPMAddresses  = "AWS_HMAC_TPM_ADDRESSES"  // comma-separated host:port of TPM simulators
 	envTPMEKCA       = "AWS_HMAC_TPM_EK_CA"      // PEM file: the CAs a duplication target's EK certificate must chain to
 	envTPMAllowSRK   = "AWS_HMAC_TPM_ALLOW_SRK"  // 1: duplication targets without an EK certificate are allowed
+	// envTPMDevice is this node's TPM in tpm_mode=duplicate, overriding
+	// tpm_device: set in a Vault server's own environment (which its
+	// plugins inherit), not in the cluster-wide registration.
+	envTPMDevice     = "AWS_HMAC_TPM_DEVICE"
 	envAllowInsecure = "AWS_HMAC_ALLOW_INSECURE" // 1: development-only settings are allowed, with warnings
 	// Where a stored credential may be sent: the Vault addresses a token
 	// goes to, the KEKs a keyset is sealed with, the STS and IAM hosts that
@@ -52,6 +56,7 @@ type operatorEnv struct {
 	allowInsecure     bool
 	minRotationPeriod time.Duration
 	tpmEK             tpmEKPolicy
+	tpmDevice         string
 }
 
 func loadOperatorEnv(getenv func(string) string) operatorEnv {
@@ -69,6 +74,7 @@ func loadOperatorEnv(getenv func(string) string) operatorEnv {
 		env.stsHosts = splitList(v, ",")
 	}
 	env.tpmEK = loadTPMEKPolicy(getenv(envTPMEKCA), getenv(envTPMAllowSRK) == "1")
+	env.tpmDevice = strings.TrimSpace(getenv(envTPMDevice))
 	env.minRotationPeriod = defaultMinRotationPeriod
 	if d, err := time.ParseDuration(getenv(envTestMinRotation)); err == nil && d > 0 {
 		env.minRotationPeriod = d

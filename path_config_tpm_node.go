@@ -54,6 +54,9 @@ func (b *backend) pathTPMNodeRead(ctx context.Context, req *logical.Request, _ *
 	if !ok || p.Mode != tpmModeDuplicate {
 		return b.respond(nil, badInput("key_store: config/tpm-node reports on key_store=tpm with tpm_mode=duplicate only"))
 	}
+	if err := p.validate(&b.env); err != nil { // the registration may have changed; notes this node's TPM
+		return b.respond(nil, err)
+	}
 	st := tpm.Probe(ctx, p.config(), cfg.AccessKey)
 	host, _ := os.Hostname()
 	names := map[string]any{}
@@ -61,7 +64,7 @@ func (b *backend) pathTPMNodeRead(ctx context.Context, req *logical.Request, _ *
 		names[kind] = name
 	}
 	data := map[string]any{
-		"answered_by": host, "tpm_device": p.Device, "parent_names": names, "target": st.Blob,
+		"answered_by": host, "tpm_device": p.device(), "parent_names": names, "target": st.Blob,
 		"blob_loads": st.Problem == nil, "problem": "", "targets": len(p.Targets),
 	}
 	if st.Problem != nil {

@@ -51,71 +51,68 @@ func (e *testEnv) tpmNode(t *testing.T) map[string]any {
 	return resp.Data
 }
 
+// onNode makes the backend the plugin of the node whose TPM is sw (its
+// AWS_HMAC_TPM_DEVICE), reading the same stored config, as after a leader
+// change.
+func (e *testEnv) onNode(sw *testenv.SWTPM) {
+	e.b.env.tpmDevice = "tcp://" + sw.Addr
+	e.b.dropConfig()
+}
+
+func (e *testEnv) credsStatus(t *testing.T) (int, string) {
+	t.Helper()
+	resp, err := e.request(t, logical.ReadOperation, "creds/r", nil)
+	return status(resp, err), errText(resp, err)
+}
+
 // Two enrolled nodes share one config: each imports its own blob (the
 // config write proves the key with STS through it), config/tpm-node names
-// the target; a third, unenrolled TPM answers creds/ with a 503 that says
-// so, and logs its Name.
+// the target; a rotation on one is followed by the other; a third,
+// unenrolled TPM answers creds/ with a 503 that says so, and logs its Name.
 func TestTPMDuplicateNodes(t *testing.T) {
 	e, logs := attestEnv(t)
 	ca := testenv.NewEKCA(t)
 	a, b, c := testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca)
 	e.b.env.tpmAddresses = []string{a.Addr, b.Addr, c.Addr}
 	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, false)
-	targets := targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentEKRSA), enrolTarget(t, b, ca, tpm.ParentEKRSA))
-	cfg := with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate", "tpm_device", "tcp://"+a.Addr, "tpm_targets", targets)
-	e.mustWrite(t, "config", cfg)
+	targets := targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentEKRSA), enrolTarget(t, b, ca, tpm.ParentEKECC384))
+	e.onNode(a)
+	e.mustWrite(t, "config", with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate", "tpm_targets", targets))
 	e.mustWrite(t, "roles/r", map[string]any{"credential_type": "session_token"})
-	if st := e.tpmNode(t); st["target"] != 0 || st["blob_loads"] != true {
+	if st := e.tpmNode(t); st["target"] != 0 || st["blob_loads"] != true || st["tpm_device"] != "tcp://"+a.Addr {
 		t.Fatalf("node a: %v", st)
 	}
-	read, _ := e.request(t, logical.ReadOperation, "config", nil)
-	var blobs []tpm.Blob
-	if err := json.Unmarshal([]byte(read.Data["tpm_blobs"].(string)), &blobs); err != nil || len(blobs) != 2 {
-		t.Fatalf("blobs read back: %d %v", len(blobs), err)
-	}
-	// Node b: the same blobs, no secret.
-	e.mustWrite(t, "config", with(cfg, "secret_key", nil, "tpm_device", "tcp://"+b.Addr, "tpm_blobs", read.Data["tpm_blobs"]))
+	e.onNode(b)
 	if st := e.tpmNode(t); st["target"] != 1 || st["blob_loads"] != true {
 		t.Fatalf("node b: %v", st)
 	}
-	if resp, err := e.request(t, logical.ReadOperation, "creds/r", nil); status(resp, err) != http.StatusOK {
-		t.Fatalf("creds on node b: %d %q", status(resp, err), errText(resp, err))
+	if code, msg := e.credsStatus(t); code != http.StatusOK {
+		t.Fatalf("creds on node b: %d %q", code, msg)
 	}
-	// Node c reads the same stored config: not enrolled.
-	e.setStoredDevice(t, "tcp://"+c.Addr)
-	resp, err := e.request(t, logical.ReadOperation, "creds/r", nil)
-	if status(resp, err) != http.StatusServiceUnavailable || !strings.Contains(errText(resp, err), "this node's TPM is not enrolled") {
-		t.Fatalf("node c: %d %q", status(resp, err), errText(resp, err))
+	e.mustWrite(t, "config/rotate-root", nil)
+	if keyWorks(e, keytest.AccessKeyID, keytest.Secret) {
+		t.Fatal("the first secret still works after rotation")
 	}
-	if st := e.tpmNode(t); st["target"] != -1 || st["blob_loads"] != false || len(st["parent_names"].(map[string]any)) != 1 {
+	for _, node := range []*testenv.SWTPM{a, b} {
+		e.onNode(node)
+		if code, msg := e.credsStatus(t); code != http.StatusOK {
+			t.Fatalf("creds after rotation on %s: %d %q", node.Addr, code, msg)
+		}
+	}
+	e.onNode(c)
+	if code, msg := e.credsStatus(t); code != http.StatusServiceUnavailable || !strings.Contains(msg, "this node's TPM is not enrolled") {
+		t.Fatalf("node c: %d %q", code, msg)
+	}
+	if st := e.tpmNode(t); st["target"] != -1 || st["blob_loads"] != false || len(st["parent_names"].(map[string]any)) != 2 {
 		t.Fatalf("node c: %v", st)
 	}
 	if !strings.Contains(logs.String(), "ek-rsa-2048=") {
 		t.Fatal("the log does not name node c's parent")
 	}
+	read, _ := e.request(t, logical.ReadOperation, "config", nil)
 	noSecretsIn(t, "the log", logs.String(), keytest.Secret)
 	noSecretsIn(t, "the config read", read.Data, keytest.Secret)
 	noSecretsIn(t, "storage", storageDump(t, e.storage), keytest.Secret)
-}
-
-// setStoredDevice rewrites the stored config's device, as another node
-// whose TPM is elsewhere would read it, and drops the engine.
-func (e *testEnv) setStoredDevice(t *testing.T, device string) {
-	t.Helper()
-	entry, err := e.storage.Get(context.Background(), configStoragePath)
-	if err != nil || entry == nil {
-		t.Fatal(err)
-	}
-	var raw map[string]any
-	if err := json.Unmarshal(entry.Value, &raw); err != nil {
-		t.Fatal(err)
-	}
-	raw["tpm_device"] = device
-	entry.Value, _ = json.Marshal(raw)
-	if err := e.storage.Put(context.Background(), entry); err != nil {
-		t.Fatal(err)
-	}
-	e.b.dropConfig()
 }
 
 func storageDump(t *testing.T, s logical.Storage) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/vault/sdk/framework"
 
@@ -47,6 +48,9 @@ type tpmParams struct {
 	Mode             string       `json:"tpm_mode,omitempty"`
 	Targets          []tpm.Target `json:"tpm_targets,omitempty"`
 	Blobs            []tpm.Blob   `json:"tpm_blobs,omitempty"`
+	// nodeDevice is this node's TPM in duplicate mode, from its
+	// environment (AWS_HMAC_TPM_DEVICE); never stored.
+	nodeDevice string
 }
 
 func (p *tpmParams) parse(d *framework.FieldData) error {
@@ -126,10 +130,19 @@ func (p *tpmParams) applyDefaults(string) {
 	}
 }
 
+// validate also notes this node's TPM (AWS_HMAC_TPM_DEVICE) for duplicate
+// mode: every use of a stored config is validated first.
 func (p *tpmParams) validate(env *operatorEnv) error {
+	node := ""
+	if p.Mode == tpmModeDuplicate {
+		node = env.tpmDevice
+	}
+	nodeDeviceMu.Lock()
+	p.nodeDevice = node
+	nodeDeviceMu.Unlock()
 	switch h := p.PersistentHandle; {
-	case !env.allowsTPM(p.Device):
-		return badInput("tpm_device must be /dev/tpmN, /dev/tpmrmN, or a tcp://HOST:PORT the plugin's registration allows (%s)", envTPMAddresses)
+	case !env.allowsTPM(p.device()):
+		return badInput("tpm_device (or this node's %s) must be /dev/tpmN, /dev/tpmrmN, or a tcp://HOST:PORT the plugin's registration allows (%s)", envTPMDevice, envTPMAddresses)
 	case h != 0 && (h < 0x81000000 || h > 0x817FFFFF):
 		return badInput("tpm_persistent_handle must be in the owner range 0x81000000-0x817FFFFF")
 	case p.ParentHandle != 0 && (p.ParentHandle < 0x81000000 || p.ParentHandle > 0x81FFFFFF):
@@ -169,9 +182,23 @@ func handleString(h uint32) string {
 	return fmt.Sprintf("0x%08x", h)
 }
 
+// nodeDeviceMu guards nodeDevice: a cached config is validated and used
+// by concurrent requests.
+var nodeDeviceMu sync.Mutex
+
+// device is the TPM this node uses.
+func (p *tpmParams) device() string {
+	nodeDeviceMu.Lock()
+	defer nodeDeviceMu.Unlock()
+	if p.nodeDevice != "" {
+		return p.nodeDevice
+	}
+	return p.Device
+}
+
 func (p *tpmParams) config() tpm.Config {
 	return tpm.Config{
-		Device: p.Device, Parent: p.ParentHandle, Password: p.Password, PersistentHandle: p.PersistentHandle,
+		Device: p.device(), Parent: p.ParentHandle, Password: p.Password, PersistentHandle: p.PersistentHandle,
 		Public: p.Public, Private: p.Private, ParentName: p.ParentName, PCRs: p.PCRs,
 		Blobs: p.Blobs,
 	}
@@ -203,7 +230,9 @@ func (p *tpmParams) forRotation(string) (storeParams, error) {
 	if p.PersistentHandle != 0 {
 		return nil, badInput("tpm_persistent_handle: rotation creates a new key as blobs; configure the key without a persistent handle to rotate it")
 	}
+	nodeDeviceMu.Lock()
 	n := *p
+	nodeDeviceMu.Unlock()
 	n.Public, n.Private, n.ParentName, n.Blobs = nil, nil, nil, nil
 	return &n, nil
 }
