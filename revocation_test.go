@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/ststest"
+	"github.com/awshmac/vault-plugin-aws-hmac/stscreds"
 )
 
 const (
@@ -293,4 +294,27 @@ func TestRevokeModeRefused(t *testing.T) {
 		}
 	}
 	e.mustWrite(t, "roles/ok", map[string]any{"credential_type": "assumed_role", "role_arns": testRoleARN, "role_chain": "arn:aws:iam::123456789012:role/b2", "revoke_mode": "deny_session", "role_session_name_template": "app-{{random}}"})
+}
+
+// The documents the plugin writes pass the peer's strict IAM grammar and
+// read back through GetRolePolicy (URL-encoded, as IAM answers) exactly as
+// built from storage.
+func TestDenyPolicyReadBack(t *testing.T) {
+	e := revocationEnv(t)
+	if err := e.revokeLease(e.mintLease(t, "app")); err != nil {
+		t.Fatal(err)
+	}
+	e.mustWrite(t, "roles/app/revoke-sessions", nil)
+	mountID, err := e.b.mountID(context.Background(), e.storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := e.storedRevocation(t, boundedARN).policy(mountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := stscreds.RolePolicy(context.Background(), e.engine(t).iam, boundedARN, policyNameFor(mountID))
+	if err != nil || !found || got != want || !strings.Contains(got, `"RevokedSessions"`) || !strings.Contains(got, `"RevokedBefore"`) {
+		t.Fatalf("read back %q (found %v, %v), want %q", got, found, err, want)
+	}
 }
