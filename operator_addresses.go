@@ -90,7 +90,7 @@ func (o *operatorEnv) allowsSTSEndpoint(raw string) bool {
 func (o *operatorEnv) checkEndpoints(c *commonConfig) error {
 	for _, f := range []struct{ name, value string }{{"sts_endpoint", c.STSEndpoint}, {"iam_endpoint", c.IAMEndpoint}} {
 		if f.value != "" && !o.allowsSTSEndpoint(f.value) {
-			return badInput("%s is not a host the plugin's registration allows (%s; default: STS's and IAM's own AWS hosts, and loopback)", f.name, envSTSEndpoints)
+			return badInput("%s is not a host the plugin's registration allows (%s; default: STS's and IAM's own AWS hosts, and loopback); %s", f.name, envSTSEndpoints, registrationHint(envSTSEndpoints, "sts.example.internal,iam.example.internal"))
 		}
 	}
 	return nil

@@ -71,7 +71,7 @@ func (p *pkcs11Params) validate(env *operatorEnv) error {
 		return badInput("pkcs11_max_sessions must be between 0 and 1024")
 	case !env.allowsModule(p.Module):
 		// Checked before anything loads it: dlopen runs the library's code.
-		return badInput("pkcs11_module is not one of the libraries the plugin's registration allows (%s)", envPKCS11Modules)
+		return badInput("pkcs11_module is not one of the libraries the plugin's registration allows (%s); %s", envPKCS11Modules, registrationHint(envPKCS11Modules, "/usr/lib/softhsm/libsofthsm2.so"))
 	}
 	return nil
 }

@@ -54,13 +54,13 @@ func (p *tinkParams) validate(env *operatorEnv) error {
 	case p.hcvault() && (p.VaultAddress == "" || p.VaultToken == ""):
 		return badInput("tink_vault_address and tink_vault_token are required for an hcvault:// KEK")
 	case !env.allowsKEK(p.KEKURI):
-		return badInput("tink_kek_uri is not a KEK the plugin's registration allows (%s)", envKEKURIs)
+		return badInput("tink_kek_uri is not a KEK the plugin's registration allows (%s); %s", envKEKURIs, registrationHint(envKEKURIs, "hcvault://vault.example:8200/transit/keys/*"))
 	}
 	if err := validateURLs(p.endpoints()); err != nil {
 		return err
 	}
 	if p.VaultAddress != "" && !env.allowsVaultAddress(p.VaultAddress) {
-		return badInput("tink_vault_address is not an address the plugin's registration allows (%s; default: loopback only)", envTransitAddresses)
+		return badInput("tink_vault_address is not an address the plugin's registration allows (%s; default: loopback only); %s", envTransitAddresses, registrationHint(envTransitAddresses, "https://vault.example:8200"))
 	}
 	return nil
 }

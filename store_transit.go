@@ -80,7 +80,7 @@ func (p *transitParams) validate(env *operatorEnv) error {
 		return err
 	}
 	if !env.allowsVaultAddress(p.Address) {
-		return badInput("transit_address is not an address the plugin's registration allows (%s; default: loopback only)", envTransitAddresses)
+		return badInput("transit_address is not an address the plugin's registration allows (%s; default: loopback only); %s", envTransitAddresses, registrationHint(envTransitAddresses, "https://vault.example:8200"))
 	}
 	return nil
 }
