@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,7 +102,36 @@ func TestDemoInterrupt(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env := demoEnv(t, wrapper)
+	cmd, lines := startDemo(t, demoEnv(t, wrapper))
+	var seen []string
+	awaitLine(t, lines, &seen, "waiting for minio", 3*time.Minute)
+	started := awaitServers(t, cmd.Process.Pid, "vault", "minio")
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("the interrupted demo exited 0")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the demo was still running 15 s after SIGINT\n%s", strings.Join(seen, "\n"))
+	}
+	drain(lines, &seen)
+	for _, l := range seen {
+		if strings.HasPrefix(l, "MinIO at ") {
+			t.Fatalf("the demo got past the wait for MinIO: %q", l)
+		}
+	}
+	awaitGone(t, started, 15*time.Second)
+}
+
+// startDemo starts the demo in a process group of its own, its output
+// (stdout and stderr, one pipe) sent line by line to the channel.
+func startDemo(t *testing.T, env []string) (*exec.Cmd, <-chan string) {
+	t.Helper()
 	cmd := exec.Command(demoScript(t))
 	cmd.Env = env
 	stdout, w, err := os.Pipe()
@@ -126,36 +156,41 @@ func TestDemoInterrupt(t *testing.T) {
 			lines <- scan.Text()
 		}
 	}()
-	var seen []string
-	awaitLine(t, lines, &seen, "waiting for minio", 3*time.Minute)
-	started := descendants(cmd.Process.Pid)
-	if len(started) < 2 {
-		t.Fatalf("expected Vault and MinIO under the demo, found %v\n%s", started, strings.Join(seen, "\n"))
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err == nil {
-			t.Fatalf("the interrupted demo exited 0")
+	return cmd, lines
+}
+
+// awaitServers waits until processes with each name run under pid (a
+// child forked a moment ago may not have run its program yet) and returns
+// every process under pid.
+func awaitServers(t *testing.T, pid int, names ...string) []proc {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		started := descendants(pid)
+		found := 0
+		for _, name := range names {
+			if slices.ContainsFunc(started, func(p proc) bool { return p.comm == name }) {
+				found++
+			}
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the demo was still running 15 s after SIGINT\n%s", strings.Join(seen, "\n"))
-	}
-	drain(lines, &seen)
-	for _, l := range seen {
-		if strings.HasPrefix(l, "MinIO at ") {
-			t.Fatalf("the demo got past the wait for MinIO: %q", l)
+		if found == len(names) {
+			return started
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %v under the demo: %v", names, started)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for _, p := range started {
+}
+
+// awaitGone fails the test if any of the processes still runs after limit.
+func awaitGone(t *testing.T, procs []proc, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for _, p := range procs {
 		for p.alive() {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s (pid %d) still running 15 s after SIGINT", p.comm, p.pid)
+				t.Fatalf("%s (pid %d) still running %s after SIGINT", p.comm, p.pid, limit)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -324,10 +324,11 @@ func cloneAt(t *testing.T, root, commit, dir string) string {
 
 // buildPlugin builds the plugin of the module in src into dir, with the
 // version stamped as `make build` stamps it.
-func buildPlugin(t *testing.T, src, dir string) string {
+func buildPlugin(t *testing.T, src, dir string, flags ...string) string {
 	t.Helper()
 	out := filepath.Join(dir, pluginName)
-	cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", out, "./cmd/"+pluginName)
+	args := append([]string{"build", "-buildvcs=auto", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, "./cmd/"+pluginName)...)
 	cmd.Dir = src
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build in %s: %v\n%s", src, err, b)
@@ -357,4 +358,62 @@ func runOut(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
 	}
 	return string(out)
+}
+
+// TestUpgradeOverwriteInPlace is the upgrade docs/upgrade.md warns against:
+// the new binary copied over the registered one. Vault runs a plugin only if
+// its file has the SHA-256 it was registered with, so the next start of the
+// process (a reload, a restart, a crash) fails and the mount answers 500
+// (the reload's error names the checksum); registering the file under its own version and
+// SHA-256, tuning the mount to it and reloading it recovers, config intact.
+func TestUpgradeOverwriteInPlace(t *testing.T) {
+	root := repoRoot(t)
+	newBin := buildPlugin(t, root, filepath.Join(t.TempDir(), "new"))
+	newVersion := strings.TrimSpace(runOut(t, newBin, "-version"))
+	w := &world{vault: testenv.StartVault(t, testenv.VaultOptions{FileStorage: true, LogLevel: "info"}), peer: ststest.New()}
+	t.Cleanup(w.peer.Close)
+	w.peer.AddRole(ststest.Role{ARN: roleARN, MaxSessionDuration: 2 * time.Hour})
+	w.storeToken = w.transitStoreToken(t)
+	w.secretForms = []string{w.storeToken}
+	// The installed version: this tree's build under a release version.
+	oldBin := buildPlugin(t, root, filepath.Join(t.TempDir(), "old"), "-ldflags=-X github.com/awshmac/vault-plugin-aws-hmac/internal/version.override=v0.9.0")
+	w.vault.RegisterPlugin(t, oldBin, pluginName)
+	w.cli(t, "secrets", "enable", "-path="+upgradeMount, "-plugin-version=v0.9.0", pluginName)
+	w.upgradeConfigure(t)
+	before := w.upgradeState(t)
+
+	raw, err := os.ReadFile(newBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := filepath.Join(w.vault.PluginDir, pluginName)
+	if err := os.WriteFile(installed+".tmp", raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(installed+".tmp", installed); err != nil {
+		t.Fatal(err)
+	}
+	w.upgradeSignVerified(t) // the running process is not affected yet
+	if out, err := w.tryCLI("plugin", "reload", "-plugin="+pluginName, "-type=secret"); err == nil ||
+		!strings.Contains(out, "Code: 500") || !strings.Contains(out, "checksums did not match") {
+		t.Fatalf("reload after the overwrite: %v %s; want a 500, checksums did not match", err, out)
+	}
+	_, err = w.vault.Client.Logical().Write(upgradeMount+"/sign/whoami", call{method: "GET", url: w.peer.URL + "/?" + gciForm, service: "sts"}.fields())
+	var re *api.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("sign/ after the binary was overwritten and reloaded: %v, want a 500", err)
+	}
+
+	// The recovery: the file as it now is, under its own version.
+	sum := sha256.Sum256(raw)
+	w.cli(t, "plugin", "register", "-sha256="+hex.EncodeToString(sum[:]), "-command="+pluginName, "-version="+newVersion, "secret", pluginName)
+	w.cli(t, "secrets", "tune", "-plugin-version="+newVersion, upgradeMount+"/")
+	w.cli(t, "write", "sys/plugins/reload/backend", "mounts="+upgradeMount+"/")
+	w.upgradeSignVerified(t)
+	if got := runningVersion(t, w); got != newVersion {
+		t.Fatalf("after the recovery the mount runs %q, want %q", got, newVersion)
+	}
+	if after := w.upgradeState(t); after != before {
+		t.Fatalf("config and roles changed:\nbefore %s\nafter  %s", before, after)
+	}
 }
