@@ -276,6 +276,10 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err != nil {
 		warnings = []string{err.Error()}
 	}
+	// A registration changed since the write: requests answer 503, this says why.
+	if err := cfg.store.validate(&b.env); err != nil {
+		warnings = append(warnings, err.Error())
+	}
 	if refused := b.keyGate().status(cfg); refused != nil {
 		maps.Copy(data, refused)
 		warnings = append(warnings, fmt.Sprintf("the %s key store refuses the plugin's credential (key_store_refused); requests answer 503 without asking it until key_store_retry_at; write the config with the right credential to retry at once", cfg.KeyStore))

@@ -1,6 +1,7 @@
 package awshmac
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -35,5 +36,26 @@ func TestRegistrationRefusalsSayHowToAllow(t *testing.T) {
 	}
 	if keys := storageKeys(t, e.storage); len(keys) != 0 {
 		t.Fatalf("refused writes stored %v", keys)
+	}
+}
+
+// A config the registration no longer allows (the module dropped from
+// AWS_HMAC_PKCS11_MODULES since the write) answers 503 on use, and the
+// config read says which setting and how to allow it again.
+func TestRegistrationNarrowedSinceTheWrite(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustWrite(t, "config", e.storeConfig(t, "pkcs11"))
+	e.mustWrite(t, "roles/signer", map[string]any{"sign_with": "key", "allowed_services": "sts",
+		"allowed_actions": "sts:GetCallerIdentity", "allowed_regions": "*", "allowed_hosts": "*"})
+	e.b.env.pkcs11Modules = nil // as a registration without the module, after a reload
+	e.b.InvalidateKey(context.Background(), configStoragePath)
+	resp, err := e.request(t, logical.UpdateOperation, "sign/signer", map[string]any{
+		"url": "https://sts.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15", "service": "sts"})
+	if status(resp, err) != 503 {
+		t.Fatalf("sign with the module no longer allowed: %d %s, want 503", status(resp, err), errText(resp, err))
+	}
+	read, err := e.request(t, logical.ReadOperation, "config", nil)
+	if err != nil || read == nil || !strings.Contains(strings.Join(read.Warnings, "\n"), "vault plugin register -env "+envPKCS11Modules+"=") {
+		t.Fatalf("config read does not say how to allow the module again: %v %v", read, err)
 	}
 }
