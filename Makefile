@@ -23,7 +23,7 @@ build:
 	mkdir -p $(BIN)
 	CGO_ENABLED=1 $(GO) build $(BUILDFLAGS) -o $(BIN)/$(PLUGIN) ./cmd/$(PLUGIN)
 	$(GO) build $(BUILDFLAGS) -o $(BIN)/aws-hmac ./cmd/aws-hmac
-	@echo "built $$($(BIN)/$(PLUGIN) -version) (sha256 $$(sha256sum $(BIN)/$(PLUGIN) | cut -c1-64))"
+	@v=$$($(BIN)/$(PLUGIN) -version) && echo "built $(PLUGIN) $$v, sha256 $$(sha256sum $(BIN)/$(PLUGIN) | cut -c1-64)"
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
