@@ -347,7 +347,7 @@ func (r *rotation) importNew(ctx context.Context, newID, secret string) error {
 	if err != nil {
 		return &storeError{store: r.cfg.KeyStore, err: err}
 	}
-	key := reportingKey{storeKey: k, store: r.cfg.KeyStore}
+	key := reportingKey{storeKey: k, store: r.cfg.KeyStore, gate: r.b.keyGate(), cfg: newCfg} // the back-off follows the new config
 	r.newCfg, r.newKey = newCfg, key
 	r.wal.NewAccessKey, r.wal.NewStore = newID, storeRef(newCfg)
 	return r.logWAL(ctx)
