@@ -127,7 +127,9 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-var accessKeyRe = regexp.MustCompile(`^(AKIA|ASIA)[A-Z0-9]{12,124}$`)
+// accessKeyRe: AWS's IDs (AKIA...) and those of services that speak its
+// protocol; the ID only labels the prompt, the blobs do not carry it.
+var accessKeyRe = regexp.MustCompile(`^[A-Za-z0-9._-]{3,128}$`)
 
 type wrapFlags struct {
 	accessKey, ca, out string
@@ -177,7 +179,7 @@ func runTPMWrap(args []string, stdout, stderr io.Writer, readSecret func(prompt 
 func (f *wrapFlags) check() ([]tpm.Target, error) {
 	switch {
 	case !accessKeyRe.MatchString(f.accessKey):
-		return nil, errors.New("-access-key: an AWS access key ID (AKIA...) is required")
+		return nil, errors.New("-access-key: the access key ID (AKIA...) is required")
 	case len(f.targets) == 0:
 		return nil, errors.New("-target: at least one enrolment is required")
 	case f.out == "":
