@@ -66,11 +66,14 @@ run() {
 
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
-# freeport prints a TCP port on 127.0.0.1 that nothing listens on.
+# freeport prints a TCP port on 127.0.0.1 that nothing listens on, below
+# the kernel's ephemeral range, where outgoing connections would take it.
 freeport() {
-  local port
+  local port low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$low" -gt 11024 ] 2>/dev/null || low=32768
   while [ -z "$interrupted" ]; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000 - 1)))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }
@@ -102,7 +105,7 @@ serve() {
     "${args[@]}" >"$work/$what.log" 2>&1 </dev/null &
     pids+=($!)
     if waitfor "$what" "http://127.0.0.1:$port$path" "$!"; then return 0; fi
-    grep -q "address already in use" "$work/$what.log" || break
+    grep -qi "already in use" "$work/$what.log" || break
   done
   echo "demo: $what exited; its log:" >&2
   cat "$work/$what.log" >&2
