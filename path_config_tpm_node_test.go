@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
@@ -152,4 +153,56 @@ func TestTPMDuplicateTargetRefused(t *testing.T) {
 	}
 	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, true)
 	e.mustWrite(t, "config", with(base, "tpm_targets", targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentSRK))))
+}
+
+// Blobs are checked before they are stored: one whose key carries a
+// duplication policy, one wrapped to another target, tpm_pcrs in duplicate
+// mode: 400s naming the field, nothing stored.
+func TestTPMDuplicateBlobRefused(t *testing.T) {
+	e := newTestEnv(t)
+	ca := testenv.NewEKCA(t)
+	a := testenv.StartSWTPMWithEK(t, ca)
+	e.b.env.tpmAddresses = []string{a.Addr}
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, true)
+	target := enrolTarget(t, a, ca, tpm.ParentEKRSA)
+	blob, err := tpm.Wrap(&target, keytest.Secret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exportable := *blob
+	pub, _ := tpm2.Unmarshal[tpm2.TPM2BPublic](blob.Public)
+	contents, _ := pub.Contents()
+	calc, _ := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
+	_ = tpm2.PolicyCommandCode{Code: tpm2.TPMCCDuplicate}.Update(calc)
+	contents.AuthPolicy = tpm2.TPM2BDigest{Buffer: calc.Hash().Digest}
+	exportable.Public = tpm2.Marshal(tpm2.New2B(*contents))
+	srk := enrolTarget(t, a, ca, tpm.ParentSRK)
+	base := with(e.baseConfig(), "secret_key", nil, "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate",
+		"tpm_device", "tcp://"+a.Addr, "tpm_targets", targetsJSON(t, target))
+	for name, c := range map[string]struct {
+		data  map[string]any
+		field string
+	}{
+		"duplication policy": {with(base, "tpm_blobs", blobsJSON(t, exportable)), "tpm_blobs[0]"},
+		"another target":     {with(base, "tpm_targets", targetsJSON(t, srk), "tpm_blobs", blobsJSON(t, *blob)), "tpm_blobs[0]"},
+		"tpm_pcrs":           {with(base, "tpm_blobs", blobsJSON(t, *blob), "tpm_pcrs", "7"), "tpm_pcrs"},
+	} {
+		resp, err := e.request(t, logical.UpdateOperation, "config", c.data)
+		if status(resp, err) != http.StatusBadRequest || !strings.Contains(errText(resp, err), c.field) {
+			t.Fatalf("%s: %d %q", name, status(resp, err), errText(resp, err))
+		}
+	}
+	if keys := storageKeys(t, e.storage); len(keys) != 0 {
+		t.Fatalf("a refused write stored %v", keys)
+	}
+	e.mustWrite(t, "config", with(base, "tpm_blobs", blobsJSON(t, *blob)))
+}
+
+func blobsJSON(t *testing.T, blobs ...tpm.Blob) string {
+	t.Helper()
+	b, err := json.Marshal(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
@@ -90,6 +91,8 @@ func (p *tpmParams) validateDuplicate(env *operatorEnv) error {
 		return badInput("tpm_mode: duplicate imports under each node's own parent; leave tpm_persistent_handle and tpm_parent_handle unset")
 	case len(p.Public) > 0 || len(p.Private) > 0:
 		return badInput("tpm_mode: duplicate takes tpm_blobs, not tpm_public and tpm_private")
+	case len(p.PCRs) > 0:
+		return badInput("tpm_pcrs: with tpm_mode=duplicate each node's PCRs are chosen at enrolment (aws-hmac tpm enroll -pcrs)")
 	case len(p.Targets) == 0:
 		return badInput("tpm_targets: tpm_mode=duplicate needs the enrolled nodes (aws-hmac tpm enroll)")
 	case len(p.Targets) > maxTPMTargets:
@@ -117,7 +120,8 @@ func (p *tpmParams) validateBlobs(targets map[string]bool) error {
 		return badInput("tpm_blobs: one blob per target is needed (%d targets, %d blobs)", len(targets), len(p.Blobs))
 	}
 	covered := map[string]bool{}
-	for i, b := range p.Blobs {
+	for i := range p.Blobs {
+		b := &p.Blobs[i]
 		key := b.Parent + strings.ToLower(b.ParentName)
 		if !targets[key] || covered[key] {
 			return badInput("tpm_blobs[%d]: not wrapped to one of tpm_targets, or a second blob for one", i)
@@ -125,6 +129,10 @@ func (p *tpmParams) validateBlobs(targets map[string]bool) error {
 		covered[key] = true
 		if len(b.Public) == 0 || len(b.Duplicate) == 0 || len(b.Seed) == 0 {
 			return badInput("tpm_blobs[%d]: public, duplicate and encrypted_seed are required", i)
+		}
+		t := &p.Targets[slices.IndexFunc(p.Targets, func(t tpm.Target) bool { return t.Parent+t.Name == key })]
+		if err := tpm.CheckBlob(t, b, p.Password != ""); err != nil {
+			return badInput("tpm_blobs[%d]: %s", i, strings.TrimPrefix(err.Error(), "tpm: "))
 		}
 	}
 	return nil

@@ -333,3 +333,28 @@ func Probe(ctx context.Context, cfg Config, accessKeyID string) NodeStatus {
 	}
 	return st
 }
+
+// CheckBlob refuses, before any TPM sees it, a blob that is not wrapped to
+// target or whose public area is not the non-duplicable HMAC key with the
+// policy the target's enrolment and the password give.
+func CheckBlob(target *Target, b *Blob, password bool) error {
+	if b.Parent != target.Parent || !strings.EqualFold(b.ParentName, target.Name) {
+		return fmt.Errorf("%w: not wrapped to this target", ErrBlobRefused)
+	}
+	if !slices.Equal(b.PCRs, target.PCRs) {
+		return fmt.Errorf("%w: its PCRs are not the target's", ErrBlobRefused)
+	}
+	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](b.Public)
+	if err != nil {
+		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
+	}
+	pub, err := pub2b.Contents()
+	if err != nil {
+		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
+	}
+	policy, err := policyFor(target.PCRs, target.PCRDigest, password)
+	if err != nil {
+		return err
+	}
+	return checkBlobPublic(pub, policy)
+}
