@@ -326,3 +326,48 @@ func TestBackoffDelayBounds(t *testing.T) {
 		prevMax = want
 	}
 }
+
+// A Tink keyset whose hcvault:// KEK's token was revoked: opening the key
+// asks the KEK's Vault once for ten requests, then the window; a config
+// write with a new token resets it. No token shows anywhere.
+func TestTinkKEKTokenRevokedBacksOff(t *testing.T) {
+	e := newBackoffEnv(t)
+	v := testenv.StartVault(t, testenv.VaultOptions{})
+	if err := v.Client.Sys().Mount("transit", &api.MountInput{Type: "transit"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Client.Logical().Write("transit/keys/kek", map[string]any{"type": "aes256-gcm96"}); err != nil {
+		t.Fatal(err)
+	}
+	newToken := func() string {
+		s, err := v.Client.Auth().Token().Create(&api.TokenCreateRequest{TTL: "1h", NoParent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Auth.ClientToken
+	}
+	token := newToken()
+	uri := "hcvault://" + strings.TrimPrefix(v.Addr, "http://") + "/transit/keys/kek"
+	e.b.env.kekURIs = append(e.b.env.kekURIs, uri)
+	e.mustWrite(t, "config", with(e.baseConfig(), "tink_kek_uri", uri, "tink_vault_address", v.Addr, "tink_vault_token", token))
+	e.addSigner(t)
+	if err := v.Client.Auth().Token().RevokeOrphan(token); err != nil {
+		t.Fatal(err)
+	}
+	e.b.InvalidateKey(context.Background(), configStoragePath)
+	opens := e.opens.Load()
+	answers := e.refusedInWindow(t, 10, "tink", "tink_vault_token")
+	if got := e.opens.Load() - opens; got != 1 {
+		t.Fatalf("10 requests asked the KEK %d times, want 1", got)
+	}
+	data, read := e.readConfig(t)
+	if r, _ := data["key_store_refused"].(string); !strings.Contains(r, "KMS refused") {
+		t.Fatalf("config read does not say why: %s", read)
+	}
+	fresh := newToken()
+	e.mustWrite(t, "config", map[string]any{"tink_vault_token": fresh})
+	if code, text := e.sign(t); code != http.StatusOK {
+		t.Fatalf("sign after the write: %d %s", code, text)
+	}
+	noSecrets(t, "answers, config reads and the server log", answers+read+e.log.String(), token, fresh, v.Token, keytest.Secret)
+}
