@@ -136,14 +136,19 @@ vcli secrets enable -path=aws-hmac -plugin-version="$version" vault-plugin-aws-h
 vcli secrets enable transit >/dev/null
 
 # The plugin reaches transit with a token that can HMAC and import, but never
-# touch the key's config (which could make it exportable), export or back it up.
+# touch a key's config (which could make it exportable), export or back it up.
+# No glob: Vault would rank transit/keys/NAME* above a deny on keys/+/config.
+# (The README's policy, for a transit mount of the plugin's own.)
 vcli policy write aws-hmac-transit - >/dev/null <<'POLICY'
-path "transit/hmac/*"        { capabilities = ["update"] }
-path "transit/keys/*"        { capabilities = ["read", "create", "update"] }
-path "transit/wrapping_key"  { capabilities = ["read"] }
-path "transit/keys/+/config" { capabilities = ["deny"] }
-path "transit/export/*"      { capabilities = ["deny"] }
-path "transit/backup/*"      { capabilities = ["deny"] }
+path "transit/wrapping_key"          { capabilities = ["read"] }
+path "transit/keys/+"                { capabilities = ["read"] }
+path "transit/keys/+/import"         { capabilities = ["update"] }
+path "transit/keys/+/import_version" { capabilities = ["update"] }
+path "transit/hmac/+"                { capabilities = ["update"] }
+path "transit/hmac/+/+"              { capabilities = ["update"] }
+path "transit/keys/+/config"         { capabilities = ["deny"] }
+path "transit/export/*"              { capabilities = ["deny"] }
+path "transit/backup/*"              { capabilities = ["deny"] }
 POLICY
 transit_token=$("$VAULT_BIN" token create -policy=aws-hmac-transit -orphan -field=token)
 
