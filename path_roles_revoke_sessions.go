@@ -82,5 +82,5 @@ revoke_mode deny_session adds to each target role's deny policy a statement
 that denies every session this mount tagged (the vault-aws-hmac-mount session
 tag) and AWS issued before denied_before. Sessions minted afterwards, and
 sessions minted by anyone else, are untouched. The statement is removed once
-the last session it covers has expired (max_sts_ttl later).
+the last session it covers has expired, 12 hours later.
 `

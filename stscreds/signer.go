@@ -1,7 +1,8 @@
 // Package stscreds connects aws-sdk-go-v2 to keys whose secret lives in a key
 // store: an HTTPSignerV4 that signs through sigv4 and an hmac.Key, clients
-// for STS and IAM built on it, and credential providers for
-// GetSessionToken, AssumeRole and GetFederationToken.
+// for STS and IAM built on it, credential providers for GetSessionToken,
+// AssumeRole and GetFederationToken, role chaining, and the IAM role calls
+// that per-session revocation needs (GetRole, inline role policies).
 package stscreds
 
 import (

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/smithy-go"
+	"github.com/hashicorp/vault/api"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/ststest"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
@@ -25,6 +27,7 @@ const (
 	revRoleARN   = "arn:aws:iam::123456789012:role/rev-target"
 	openRoleARN  = "arn:aws:iam::123456789012:role/rev-unbounded"
 	chainRoleARN = "arn:aws:iam::123456789012:role/rev-hop2"
+	manyRoleARN  = "arn:aws:iam::123456789012:role/rev-many"
 )
 
 // revWorld is a Vault with the plugin on the transit store, and the STS
@@ -57,6 +60,7 @@ func TestRevocationEndToEnd(t *testing.T) {
 	t.Run("kill-switch", w.killSwitch)
 	t.Run("no-boundary", w.noBoundary)
 	t.Run("chain", w.chain)
+	t.Run("concurrent", w.concurrent)
 	t.Run("expiry", w.expiryPruned)
 	w.noKeySecret(t)
 }
@@ -70,6 +74,7 @@ func revSetup(t *testing.T) *revWorld {
 	w.peer.AddRole(ststest.Role{ARN: revRoleARN, PermissionsBoundary: "arn:aws:iam::123456789012:policy/boundary", MaxSessionDuration: 12 * time.Hour})
 	w.peer.AddRole(ststest.Role{ARN: openRoleARN})
 	w.peer.AddRole(ststest.Role{ARN: chainRoleARN, MaxSessionDuration: 4 * time.Hour})
+	w.peer.AddRole(ststest.Role{ARN: manyRoleARN, PermissionsBoundary: "arn:aws:iam::123456789012:policy/boundary"})
 	adminID, adminSecret := w.peer.AddUser("admin")
 	w.admin = iam.New(iam.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.peer.URL),
 		Credentials: credentials.NewStaticCredentialsProvider(adminID, adminSecret, "")})
@@ -125,7 +130,12 @@ func (w *revWorld) mustBeDenied(t *testing.T, what string, l lease) {
 // role has none of the mount's policies.
 func (w *revWorld) denied(t *testing.T) int {
 	t.Helper()
-	doc := w.ourPolicy()
+	return w.deniedOn(t, revRoleARN)
+}
+
+func (w *revWorld) deniedOn(t *testing.T, roleARN string) int {
+	t.Helper()
+	doc := w.ourPolicy(roleARN)
 	if doc == "" {
 		return -1
 	}
@@ -171,10 +181,10 @@ func (w *revWorld) revokePrefix(t *testing.T) {
 }
 
 // ourPolicy is the mount's deny policy on the target role; empty when none.
-func (w *revWorld) ourPolicy() string {
-	for _, n := range w.peer.RolePolicyNames(revRoleARN) {
+func (w *revWorld) ourPolicy(roleARN string) string {
+	for _, n := range w.peer.RolePolicyNames(roleARN) {
 		if strings.HasPrefix(n, "vault-aws-hmac-revoked-") {
-			doc, _ := w.peer.RolePolicy(revRoleARN, n)
+			doc, _ := w.peer.RolePolicy(roleARN, n)
 			return doc
 		}
 	}
@@ -187,7 +197,7 @@ func (w *revWorld) revokeQuota(t *testing.T) {
 	l := w.mint(t, "app")
 	// The filler leaves less room than one more session takes.
 	head, tail := `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::`, `"}]}`
-	filler := head + strings.Repeat("b", 10240-len(w.ourPolicy())-len(head)-len(tail)-10) + tail
+	filler := head + strings.Repeat("b", 10240-len(w.ourPolicy(revRoleARN))-len(head)-len(tail)-10) + tail
 	if _, err := w.admin.PutRolePolicy(context.Background(), &iam.PutRolePolicyInput{RoleName: aws.String("rev-target"),
 		PolicyName: aws.String("filler"), PolicyDocument: aws.String(filler)}); err != nil {
 		t.Fatal(err)
@@ -276,6 +286,42 @@ func (w *revWorld) expiryPruned(t *testing.T) {
 			t.Fatalf("the expired session is still denied: %d entries", w.denied(t))
 		}
 		time.Sleep(time.Second) // waiting for Vault's periodic call
+	}
+}
+
+// concurrent: fifty leases revoked through Vault's API by eight callers
+// at once leave exactly fifty sessions in the policy IAM holds.
+func (w *revWorld) concurrent(t *testing.T) {
+	w.cli(t, "write", revMount+"/roles/many", "credential_type=assumed_role", "role_arns="+manyRoleARN, "revoke_mode=deny_session")
+	ids := make(chan string, 50)
+	for i := 0; i < 50; i++ {
+		s, err := w.vault.Client.Logical().Read(revMount + "/creds/many")
+		if err != nil || s == nil || s.LeaseID == "" {
+			t.Fatalf("creds/many: %v", err)
+		}
+		ids <- s.LeaseID
+	}
+	close(ids)
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				errs <- w.vault.Client.Sys().RevokeWithOptions(&api.RevokeOptions{LeaseID: id, Sync: true})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := w.deniedOn(t, manyRoleARN); n != 50 {
+		t.Fatalf("the policy denies %d sessions, want 50", n)
 	}
 }
 
