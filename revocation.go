@@ -41,6 +41,12 @@ const (
 	// together, whitespace not counted.
 	maxInlinePolicyChars = 10240
 	maxChainHops         = 5
+
+	// expiryMargin: Vault revokes a lease when it expires, which is within
+	// a second of its session's end (the lease is the whole seconds left).
+	// A session that close to its end is left to expire rather than
+	// written into IAM, so expiring leases cost no IAM call.
+	expiryMargin = 5 * time.Second
 )
 
 var revokeModes = []string{revokeModeNone, revokeModeDenySession}
@@ -359,8 +365,8 @@ func (b *backend) revokeCreds(ctx context.Context, req *logical.Request) error {
 	if err != nil || !ok {
 		return err
 	}
-	if !l.expires.After(time.Now()) {
-		return nil // expired: AWS refuses it already
+	if l.expires.Sub(time.Now()) <= expiryMargin {
+		return nil // expired or about to: AWS refuses it already or within seconds
 	}
 	return b.updateRevocation(ctx, req.Storage, l.roleARN, func(rec *revocationRecord) {
 		if !slices.ContainsFunc(rec.Sessions, func(s revokedSession) bool { return s.ID == l.assumedRoleID }) {
