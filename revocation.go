@@ -209,6 +209,7 @@ type revocationLocks struct {
 	mu      sync.Mutex
 	byRole  map[string]*sync.Mutex
 	mountMu sync.Mutex // orders the mount ID's creation
+	mountID string     // once read: it never changes
 }
 
 func (l *revocationLocks) forRole(arn string) *sync.Mutex {
@@ -228,12 +229,16 @@ func (l *revocationLocks) forRole(arn string) *sync.Mutex {
 func (b *backend) mountID(ctx context.Context, s logical.Storage) (string, error) {
 	b.revocations.mountMu.Lock()
 	defer b.revocations.mountMu.Unlock()
+	if b.revocations.mountID != "" {
+		return b.revocations.mountID, nil
+	}
 	entry, err := s.Get(ctx, mountIDPath)
-	if err != nil || entry != nil {
-		if err != nil {
-			return "", fmt.Errorf("read the mount ID: %w", err)
-		}
-		return string(entry.Value), nil
+	if err != nil {
+		return "", fmt.Errorf("read the mount ID: %w", err)
+	}
+	if entry != nil {
+		b.revocations.mountID = string(entry.Value)
+		return b.revocations.mountID, nil
 	}
 	var r [8]byte
 	if _, err := rand.Read(r[:]); err != nil {
@@ -243,6 +248,7 @@ func (b *backend) mountID(ctx context.Context, s logical.Storage) (string, error
 	if err := s.Put(ctx, &logical.StorageEntry{Key: mountIDPath, Value: []byte(id)}); err != nil {
 		return "", fmt.Errorf("store the mount ID: %w", err)
 	}
+	b.revocations.mountID = id
 	return id, nil
 }
 
