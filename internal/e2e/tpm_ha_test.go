@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -62,9 +63,11 @@ func TestTPMHA(t *testing.T) {
 	w.restart(t, first)
 
 	rotated := w.api(t, second, http.MethodPut, haMount+"/config/rotate-root", nil)
-	if rotated.Data["access_key"] == w.minio.AccessKey {
+	newKey, _ := rotated.Data["access_key"].(string)
+	if newKey == "" || newKey == w.minio.AccessKey || w.peer.Secret(newKey) == "" {
 		t.Fatalf("rotation answered %v", rotated.Data)
 	}
+	w.forms = append(w.forms, secretForms(w.peer.Secret(newKey))...) // the new secret must not leak either
 	second.Kill()
 	third := w.cluster.Leader(t)
 	w.serving(t, third, false) // the new key is IAM's (the peer's) only: no MinIO
@@ -100,21 +103,24 @@ func setupHA(t *testing.T) *haWorld {
 	return w
 }
 
-// secretForms are the secret and what derives from it, in the encodings a
-// leak would take.
+// secretForms are the secret, K and the SigV4 keys derived from it for
+// yesterday, today and tomorrow, in the encodings a leak would take.
 func secretForms(secret string) []string {
-	var out []string
-	for _, f := range []string{secret, "AWS4" + secret} {
-		out = append(out, f, base64.StdEncoding.EncodeToString([]byte(f)), strings.ToLower(strings.TrimSpace(string(hexOf(f)))))
+	raw := []string{secret, "AWS4" + secret}
+	now := time.Now().UTC()
+	for _, day := range []time.Time{now.Add(-24 * time.Hour), now, now.Add(24 * time.Hour)} {
+		kDate := mac([]byte("AWS4"+secret), day.Format("20060102"))
+		kRegion := mac(kDate, "us-east-1")
+		raw = append(raw, string(kDate), string(kRegion))
+		for _, svc := range []string{"sts", "s3"} {
+			kService := mac(kRegion, svc)
+			raw = append(raw, string(kService), string(mac(kService, "aws4_request")))
+		}
 	}
-	return out
-}
-
-func hexOf(s string) []byte {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(s))
-	for i := 0; i < len(s); i++ {
-		out = append(out, digits[s[i]>>4], digits[s[i]&15])
+	var out []string
+	for _, f := range raw {
+		out = append(out, f, hex.EncodeToString([]byte(f)), base64.StdEncoding.EncodeToString([]byte(f)),
+			base64.RawStdEncoding.EncodeToString([]byte(f)), base64.URLEncoding.EncodeToString([]byte(f)))
 	}
 	return out
 }
