@@ -204,24 +204,34 @@ func revocationKey(roleARN string) string {
 
 func policyNameFor(mountID string) string { return "vault-aws-hmac-revoked-" + mountID }
 
-// revocationLocks serialises the rebuilds of each target role's policy.
+// revocationLocks serialises the rebuilds of each target role's policy;
+// a role's lock is a one-slot channel, so a caller that gives up stops
+// waiting for it.
 type revocationLocks struct {
 	mu      sync.Mutex
-	byRole  map[string]*sync.Mutex
+	byRole  map[string]chan struct{}
 	mountMu sync.Mutex // orders the mount ID's creation
 	mountID string     // once read: it never changes
 }
 
-func (l *revocationLocks) forRole(arn string) *sync.Mutex {
+// lockRole takes the role's lock, or gives up with ctx; it returns the unlock.
+func (l *revocationLocks) lockRole(ctx context.Context, arn string) (func(), error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.byRole == nil {
-		l.byRole = map[string]*sync.Mutex{}
+		l.byRole = map[string]chan struct{}{}
 	}
-	if l.byRole[arn] == nil {
-		l.byRole[arn] = &sync.Mutex{}
+	ch := l.byRole[arn]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		l.byRole[arn] = ch
 	}
-	return l.byRole[arn]
+	l.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // mountID names this mount in its policy's name and its sessions' tag:
@@ -288,9 +298,11 @@ func (b *backend) updateRevocation(ctx context.Context, s logical.Storage, roleA
 	if err != nil {
 		return err
 	}
-	lock := b.revocations.forRole(roleARN)
-	lock.Lock()
-	defer lock.Unlock()
+	unlock, err := b.revocations.lockRole(ctx, roleARN)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rec, err := b.readRevocation(ctx, s, roleARN)
 	if err != nil {
 		return err
