@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,6 +31,11 @@ type Target struct {
 	PCRs      []uint `json:"pcrs,omitempty"`
 	PCRDigest []byte `json:"pcr_digest,omitempty"`
 }
+
+var (
+	oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidEKCertificate  = asn1.ObjectIdentifier{2, 23, 133, 8, 1} // tcg-kp-EKCertificate
+)
 
 // Errors of VerifyTarget, for callers that answer them differently.
 var (
@@ -159,10 +165,18 @@ func VerifyTarget(t *Target, roots *x509.CertPool, allowUncertified bool) error 
 		inter.AddCert(c)
 	}
 	// EK certificates mark their subject alternative name (the TPM's
-	// manufacturer and model) critical; it names no host to check.
-	cert.UnhandledCriticalExtensions = nil
+	// manufacturer and model, as a directory name) critical; it names no
+	// host to check. Any other unhandled critical extension still fails.
+	cert.UnhandledCriticalExtensions = slices.DeleteFunc(slices.Clone(cert.UnhandledCriticalExtensions),
+		func(oid asn1.ObjectIdentifier) bool { return oid.Equal(oidSubjectAltName) })
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return fmt.Errorf("%w: ek_certificate does not chain to the EK CA bundle: %v", ErrBadTarget, err)
+	}
+	// A certificate that names its uses must name the EK's: a TLS or
+	// code-signing certificate from the same CA is not an EK's.
+	if (len(cert.ExtKeyUsage) > 0 || len(cert.UnknownExtKeyUsage) > 0) &&
+		!slices.ContainsFunc(cert.UnknownExtKeyUsage, func(o asn1.ObjectIdentifier) bool { return o.Equal(oidEKCertificate) }) {
+		return fmt.Errorf("%w: ek_certificate is not an EK certificate (extended key usage)", ErrBadTarget)
 	}
 	return sameKey(cert.PublicKey, pub)
 }
