@@ -383,7 +383,7 @@ func (b *backend) revokeCreds(ctx context.Context, req *logical.Request) error {
 	if err != nil || !ok {
 		return err
 	}
-	if l.expires.Sub(time.Now()) <= expiryMargin {
+	if time.Until(l.expires) <= expiryMargin {
 		return nil // expired or about to: AWS refuses it already or within seconds
 	}
 	return b.updateRevocation(ctx, req.Storage, l.roleARN, func(rec *revocationRecord) {
