@@ -64,3 +64,27 @@ func TestRoleChain(t *testing.T) {
 		t.Fatalf("a hop refused: %v %v", resp, err)
 	}
 }
+
+// With deny_session, a chained lease's revocation denies the last hop's
+// session, in the last role's policy: the role that carries the boundary.
+func TestRoleChainRevoked(t *testing.T) {
+	e := revocationEnv(t)
+	e.mustWrite(t, "roles/chained", map[string]any{"credential_type": "assumed_role", "role_arns": testRoleARN,
+		"role_chain": boundedARN, "revoke_mode": "deny_session"})
+	a, b := e.mintLease(t, "chained"), e.mintLease(t, "chained")
+	if a.Secret.InternalData["role_arn"] != boundedARN {
+		t.Fatalf("lease names %v, want the last hop", a.Secret.InternalData["role_arn"])
+	}
+	if err := e.revokeLease(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := useSession(e.peer, a); !denied(err) {
+		t.Fatalf("revoked chained session: %v", err)
+	}
+	if err := useSession(e.peer, b); err != nil {
+		t.Fatalf("the other chained session: %v", err)
+	}
+	if ids, _ := e.denyPolicy(t, boundedARN); len(ids) != 1 || ids[0] != a.Secret.InternalData["assumed_role_id"] {
+		t.Fatalf("policy on the last role denies %v", ids)
+	}
+}
