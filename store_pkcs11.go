@@ -3,10 +3,13 @@ package awshmac
 import (
 	"context"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"regexp"
 
 	"github.com/hashicorp/vault/sdk/framework"
 
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/pkcs11"
 )
 
@@ -38,6 +41,10 @@ type pkcs11Params struct {
 	KeyID       string `json:"pkcs11_key_id,omitempty"` // hex
 	MaxSessions int    `json:"pkcs11_max_sessions,omitempty"`
 	PIN         string `json:"pkcs11_pin,omitempty"` // write-only
+	// pinGiven: this write gave pkcs11_pin, which the token checks before
+	// the key is opened or imported (checkGivenPIN). Never stored, so
+	// engines built later from the stored config do not check it again.
+	pinGiven bool
 }
 
 func (p *pkcs11Params) parse(d *framework.FieldData) error {
@@ -48,6 +55,7 @@ func (p *pkcs11Params) parse(d *framework.FieldData) error {
 	if v, ok := d.GetOk("pkcs11_max_sessions"); ok {
 		p.MaxSessions = v.(int)
 	}
+	_, p.pinGiven = d.GetOk("pkcs11_pin")
 	return nil
 }
 
@@ -100,10 +108,37 @@ func (p *pkcs11Params) config() pkcs11.Config {
 }
 
 func (p *pkcs11Params) open(ctx context.Context, accessKey string) (storeKey, error) {
+	if err := p.checkGivenPIN(ctx); err != nil {
+		return nil, err
+	}
 	return pkcs11.Open(ctx, p.config(), accessKey)
 }
 
+// checkGivenPIN has the token check a PIN this write gave, in a process
+// that has never logged in (pkcs11.CheckPIN): while this one is logged in
+// to the token, a login here would accept any PIN, and a caller who does
+// not know it could point the plugin at another key the PIN protects. Every
+// PIN given is checked, an unchanged one too: the stored one may have been
+// taken while the token was logged in, so it proves nothing. Done once,
+// before the config holding it is published.
+func (p *pkcs11Params) checkGivenPIN(ctx context.Context) error {
+	if !p.pinGiven {
+		return nil
+	}
+	if err := pkcs11.CheckPIN(ctx, p.config()); err != nil {
+		if errors.Is(err, hmac.ErrAuth) {
+			return fmt.Errorf("pkcs11_pin: %w", err)
+		}
+		return err
+	}
+	p.pinGiven = false
+	return nil
+}
+
 func (p *pkcs11Params) importSecret(ctx context.Context, accessKey, secret string) (storeKey, error) {
+	if err := p.checkGivenPIN(ctx); err != nil {
+		return nil, err
+	}
 	k, err := pkcs11.Import(ctx, p.config(), accessKey, secret)
 	if err != nil {
 		return nil, err

@@ -15,10 +15,15 @@ import (
 	"github.com/hashicorp/vault/sdk/plugin"
 
 	awshmac "github.com/awshmac/vault-plugin-aws-hmac"
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac/pkcs11"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/version"
 )
 
 func main() {
+	// A copy of this binary started to check a PKCS#11 PIN does only that.
+	if pkcs11.ServePINCheck() {
+		return
+	}
 	v, verr := version.Get()
 	if len(os.Args) == 2 && isVersionArg(os.Args[1]) {
 		if verr != nil {

@@ -1,0 +1,8 @@
+package pkcs11
+
+// CheckPINInProcess is CheckPIN as a binary that does not serve the check
+// mode runs it, for the test that shows what it cannot detect.
+func CheckPINInProcess(cfg Config) error {
+	status, reason := loginOnce(cfg, true)
+	return pinCheckError(cfg, status, reason)
+}

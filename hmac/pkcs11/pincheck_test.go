@@ -1,0 +1,84 @@
+package pkcs11_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
+	p11 "github.com/awshmac/vault-plugin-aws-hmac/hmac/pkcs11"
+	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
+)
+
+// The test binary serves the check mode, as the plugin's main does, so
+// CheckPIN runs in a copy of it.
+func TestMain(m *testing.M) {
+	if p11.ServePINCheck() {
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// While a Key of this process is logged in to the token (so a new
+// session's C_Login takes any PIN), CheckPIN still tells the right PIN
+// from a wrong one; the PIN shows in no error.
+func TestCheckPINWhileLoggedIn(t *testing.T) {
+	hsm, cfg := setup(t)
+	k := importKey(t, cfg)
+	keytest.CheckSuite(t, k) // logged in and signing
+	ctx := context.Background()
+	check := p11.Config{Module: hsm.Module, TokenLabel: hsm.Label, PIN: hsm.PIN}
+	if err := p11.CheckPIN(ctx, check); err != nil {
+		t.Fatalf("the right PIN: %v", err)
+	}
+	wrong := "wrong-" + hsm.PIN
+	for _, pin := range []string{wrong, "0000", strings.Repeat("9", 300)} {
+		check.PIN = pin
+		err := p11.CheckPIN(ctx, check)
+		if !errors.Is(err, hmac.ErrAuth) {
+			t.Fatalf("a wrong PIN of length %d: %v, want hmac.ErrAuth", len(pin), err)
+		}
+		for _, secret := range []string{pin, hsm.PIN, hsm.SOPIN} {
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error shows a PIN of length %d", len(secret))
+			}
+		}
+	}
+	// The open Key still signs: the check did not log this process out.
+	keytest.CheckSuite(t, k)
+
+	// The same question asked in this process is answered by the login
+	// the Key holds: any PIN passes. This is why the check runs elsewhere.
+	check.PIN = wrong
+	if err := p11.CheckPINInProcess(check); err != nil {
+		t.Fatalf("in-process check while logged in: %v (if this now fails, the fallback detects wrong PINs and its doc should say so)", err)
+	}
+}
+
+// A token that is not there and a module that cannot load are told apart
+// from a refused PIN.
+func TestCheckPINFailures(t *testing.T) {
+	hsm, _ := setup(t)
+	ctx := context.Background()
+	err := p11.CheckPIN(ctx, p11.Config{Module: hsm.Module, TokenLabel: "no-such-token", PIN: hsm.PIN})
+	if !errors.Is(err, p11.ErrTokenNotFound) || errors.Is(err, hmac.ErrAuth) || !strings.Contains(err.Error(), "no-such-token") {
+		t.Fatalf("missing token: %v", err)
+	}
+	err = p11.CheckPIN(ctx, p11.Config{Module: hsm.Module + ".missing", TokenLabel: hsm.Label, PIN: hsm.PIN})
+	if !errors.Is(err, p11.ErrModuleFailed) || errors.Is(err, hmac.ErrAuth) {
+		t.Fatalf("missing module: %v", err)
+	}
+	if strings.Contains(err.Error(), hsm.PIN) {
+		t.Fatal("the error shows the PIN")
+	}
+	if err := p11.CheckPIN(ctx, p11.Config{Module: hsm.Module, PIN: hsm.PIN}); err == nil {
+		t.Fatal("no token label or serial: accepted")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := p11.CheckPIN(cancelled, p11.Config{Module: hsm.Module, TokenLabel: hsm.Label, PIN: hsm.PIN}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
