@@ -68,7 +68,9 @@ func newWorld(t *testing.T) *world {
 	w.peer = ststest.New()
 	t.Cleanup(w.peer.Close)
 	w.peer.AddUserKey("vault", w.minio.AccessKey, w.minio.SecretKey)
-	w.peer.AddRole(ststest.Role{ARN: readmeRoleARN, MaxSessionDuration: 2 * time.Hour})
+	// The README's revocation example needs the role to have a boundary.
+	w.peer.AddRole(ststest.Role{ARN: readmeRoleARN, MaxSessionDuration: 2 * time.Hour,
+		PermissionsBoundary: "arn:aws:iam::123456789012:policy/vault-minted-sessions"})
 	w.secret = w.minio.SecretKey
 	hsm := testenv.NewSoftHSM(t, "readme-other")
 	tpm := testenv.StartSWTPM(t)
