@@ -17,11 +17,13 @@ import (
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
 )
 
-const tpmUsage = `Usage: aws-hmac tpm <enroll|wrap> [flags]
+const tpmUsage = `Usage: aws-hmac tpm <enroll|wrap|check> [flags]
 
   enroll  on each Vault node: print what a wrapper needs about this TPM (JSON)
   wrap    on an offline machine: wrap an AWS secret, read from the terminal,
           to each enrolled TPM; writes the blobs for config's tpm_blobs
+  check   on a node (a standby too): whether this TPM finds, imports and loads
+          its blob among tpm_blobs
 `
 
 // runTPM dispatches the duplication subcommands.
@@ -35,6 +37,8 @@ func runTPM(args []string, stdout, stderr io.Writer) int {
 		return runTPMEnroll(args[1:], stdout, stderr)
 	case "wrap":
 		return runTPMWrap(args[1:], stdout, stderr, stdinTerminal)
+	case "check":
+		return runTPMCheck(args[1:], stdout, stderr, stdinTerminal)
 	}
 	fmt.Fprint(stderr, tpmUsage)
 	return 2
@@ -234,4 +238,45 @@ func writeBlobs(path string, blobs []tpm.Blob, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "wrote %d blobs to %s: vault write <mount>/config key_store=tpm tpm_mode=duplicate tpm_targets=@targets.json tpm_blobs=@%s ...\n", len(blobs), path, path)
 	return 0
+}
+
+const checkHelp = `Usage: aws-hmac tpm check [-device /dev/tpmrm0] -blobs blobs.json [-password]
+
+Imports and loads, in this node's TPM, the blob wrapped to it among the
+blobs (config's tpm_blobs, as a JSON array), as the plugin does, and prints
+this TPM's parent Names, the index of its blob (-1: not enrolled) and
+whether it loads. Exits 1 when it does not. It computes no HMAC.
+`
+
+func runTPMCheck(args []string, stdout, stderr io.Writer, readSecret func(string, io.Writer) (string, error)) int {
+	fs := flag.NewFlagSet("tpm check", flag.ContinueOnError)
+	device := fs.String("device", "/dev/tpmrm0", "TPM device, or tcp://HOST:PORT for swtpm")
+	blobsPath := fs.String("blobs", "", "JSON array of blobs (config's tpm_blobs)")
+	password := fs.Bool("password", false, "read the key's password (config's tpm_password) from the terminal")
+	fs.Usage = func() { _, _ = io.WriteString(stderr, checkHelp); fs.PrintDefaults() }
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	data, err := os.ReadFile(*blobsPath)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("-blobs: %w", err))
+	}
+	cfg := tpm.Config{Device: *device}
+	if err := json.Unmarshal(data, &cfg.Blobs); err != nil || len(cfg.Blobs) == 0 {
+		return fail(stderr, errors.New("-blobs: a JSON array of blobs is required"))
+	}
+	if *password {
+		if cfg.Password, err = readSecret("Key password: ", stderr); err != nil {
+			return fail(stderr, err)
+		}
+	}
+	st := tpm.Probe(context.Background(), cfg, "check")
+	out := map[string]any{"parent_names": st.Names, "blob": st.Blob, "blob_loads": st.Problem == nil}
+	if st.Problem != nil {
+		out["problem"] = st.Problem.Error()
+	}
+	if code := writeJSON(stdout, stderr, out); code != 0 || st.Problem == nil {
+		return code
+	}
+	return 1
 }

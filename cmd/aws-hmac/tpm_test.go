@@ -75,6 +75,7 @@ func TestTPMEnrollWrapImport(t *testing.T) {
 	ca := testenv.NewEKCA(t)
 	nodes := []*testenv.SWTPM{testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca)}
 	dir := t.TempDir()
+	w := checker{stranger: testenv.StartSWTPMWithEK(t, ca)}
 	for _, kind := range []string{tpm.ParentEKRSA, tpm.ParentEKECC384} {
 		var targets []string
 		for i, n := range nodes {
@@ -93,6 +94,7 @@ func TestTPMEnrollWrapImport(t *testing.T) {
 		if err := json.Unmarshal(data, &blobs); err != nil || len(blobs) != 2 {
 			t.Fatalf("%s: %d blobs, %v", kind, len(blobs), err)
 		}
+		w.checkNodes(t, nodes, out)
 		for i, n := range nodes {
 			k, err := tpm.Open(context.Background(), tpm.Config{Device: "tcp://" + n.Addr, Blobs: blobs}, keytest.AccessKeyID)
 			if err != nil {
@@ -192,4 +194,28 @@ func editTarget(t *testing.T, path, dir, name string, edit func(*tpm.Target)) st
 		t.Fatal(err)
 	}
 	return p
+}
+
+type checker struct{ stranger *testenv.SWTPM }
+
+// checkNodes runs aws-hmac tpm check on each node (its blob loads) and
+// on a TPM that is not enrolled (exit 1, its Names given).
+func (c checker) checkNodes(t *testing.T, nodes []*testenv.SWTPM, blobs string) {
+	t.Helper()
+	for i, n := range append(nodes, c.stranger) {
+		var stdout, stderr bytes.Buffer
+		code := runTPM([]string{"check", "-device", "tcp://" + n.Addr, "-blobs", blobs}, &stdout, &stderr)
+		var st struct {
+			Names     map[string]string `json:"parent_names"`
+			Blob      int               `json:"blob"`
+			BlobLoads bool              `json:"blob_loads"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
+			t.Fatalf("check on TPM %d: %v %s", i, err, stderr.String())
+		}
+		enrolled := i < len(nodes)
+		if enrolled && (code != 0 || st.Blob != i || !st.BlobLoads) || !enrolled && (code != 1 || st.Blob != -1 || st.BlobLoads || len(st.Names) != 1) {
+			t.Fatalf("check on TPM %d: exit %d, %+v", i, code, st)
+		}
+	}
 }
