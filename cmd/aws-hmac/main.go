@@ -39,7 +39,7 @@ Commands:
   exec                run a command with that endpoint, and no key in its environment
   proxy               a local endpoint that has Vault sign each request through sign/<role>
   presign             presigned URLs from sign/<role>, many in one call, one per line
-  tpm enroll|wrap|check  TPM duplication: enrol a node, wrap a secret offline, check a node
+  tpm                 TPM duplication: enroll a node, wrap a secret offline, check a node
   version             print the version this binary was built as
 
 Vault is reached as the vault CLI reaches it: -address or VAULT_ADDR,
