@@ -6,3 +6,6 @@ func CheckPINInProcess(cfg Config) error {
 	status, reason := loginOnce(cfg, true)
 	return pinCheckError(cfg, status, reason)
 }
+
+// ServePINCheckFrom is the check mode's body, run in the test's process.
+var ServePINCheckFrom = servePINCheck

@@ -49,6 +49,10 @@ const (
 // maxPINCheckMessage bounds what either side reads from the other.
 const maxPINCheckMessage = 64 << 10
 
+// maxPINLength is more than any token takes (PKCS#11 PINs are a few dozen
+// bytes at most): a longer one is refused without asking the token.
+const maxPINLength = 4096
+
 var (
 	// ErrTokenNotFound is wrapped by CheckPIN when no single token matches
 	// the configured label and serial.
@@ -156,6 +160,8 @@ func CheckPIN(ctx context.Context, cfg Config) error {
 		return errors.New("pkcs11: no module (library path)")
 	case cfg.TokenLabel == "" && cfg.TokenSerial == "":
 		return errors.New("pkcs11: no token label or serial")
+	case len(cfg.PIN) > maxPINLength:
+		return pinCheckError(cfg, exitPINRefused, fmt.Sprintf("wrong PIN (longer than %d bytes)", maxPINLength))
 	}
 	if err := ctx.Err(); err != nil {
 		return err

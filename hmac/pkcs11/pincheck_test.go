@@ -1,7 +1,9 @@
 package pkcs11_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -34,7 +36,7 @@ func TestCheckPINWhileLoggedIn(t *testing.T) {
 		t.Fatalf("the right PIN: %v", err)
 	}
 	wrong := "wrong-" + hsm.PIN
-	for _, pin := range []string{wrong, "0000", strings.Repeat("9", 300)} {
+	for _, pin := range []string{wrong, "0000", strings.Repeat("9", 300), strings.Repeat("8", 1<<20)} {
 		check.PIN = pin
 		err := p11.CheckPIN(ctx, check)
 		if !errors.Is(err, hmac.ErrAuth) {
@@ -80,5 +82,27 @@ func TestCheckPINFailures(t *testing.T) {
 	cancel()
 	if err := p11.CheckPIN(cancelled, p11.Config{Module: hsm.Module, TokenLabel: hsm.Label, PIN: hsm.PIN}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+// The check mode answers garbage with its own status, and refuses to vouch
+// for a PIN when its process is already logged in (as a module that shares
+// login state between processes would show it): that proves nothing.
+func TestPINCheckModeReports(t *testing.T) {
+	hsm, cfg := setup(t)
+	var out strings.Builder
+	if status := p11.ServePINCheckFrom(strings.NewReader("not json"), &out); status != 6 || !strings.Contains(out.String(), "unreadable") {
+		t.Fatalf("garbage request: status %d, report %s", status, out.String())
+	}
+	importKey(t, cfg) // this process is now logged in
+	wrong := "wrong-" + hsm.PIN
+	req, _ := json.Marshal(map[string]string{"module": hsm.Module, "token_label": hsm.Label, "pin": wrong})
+	out.Reset()
+	status := p11.ServePINCheckFrom(bytes.NewReader(req), &out)
+	if status != 5 || !strings.Contains(out.String(), "cannot have a PIN checked") {
+		t.Fatalf("check in a logged-in process: status %d, report %s", status, out.String())
+	}
+	if strings.Contains(out.String(), wrong) || strings.Contains(out.String(), hsm.PIN) {
+		t.Fatal("the report shows a PIN")
 	}
 }
