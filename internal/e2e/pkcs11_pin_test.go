@@ -17,8 +17,9 @@ import (
 // logged in to, with a PIN the caller made up, through a real Vault with the
 // plugin registered from its binary: the plugin's login would accept any
 // PIN, so the binary checks it in a fresh copy of itself. The write is a 400
-// naming pkcs11_pin, the config keeps its key, and signatures still come
-// from it (the STS peer, which knows only that key's secret, accepts them).
+// naming pkcs11_pin (as is a wrong PIN alone), the config keeps its key,
+// and signatures still come from it (the STS peer, which knows only that
+// key's secret, accepts them).
 // No PIN shows in an answer or the server log.
 func TestPKCS11PINCheckedEndToEnd(t *testing.T) {
 	if os.Getenv("VAULT_BIN") == "" && !testenv.InCI() {
@@ -50,6 +51,11 @@ func TestPKCS11PINCheckedEndToEnd(t *testing.T) {
 	if err == nil || !strings.Contains(out, "400") || !strings.Contains(out, "pkcs11_pin") || !strings.Contains(out, "wrong PIN") {
 		t.Fatalf("move to key B with a wrong PIN: %v\n%s", err, redact(out, w))
 	}
+	alone, err := w.tryCLI("write", mount+"/config", "pkcs11_pin="+wrong, "skip_verification=true")
+	if err == nil || !strings.Contains(alone, "400") || !strings.Contains(alone, "pkcs11_pin") {
+		t.Fatalf("a wrong PIN alone: %v\n%s", err, redact(alone, w))
+	}
+	out += alone
 	read := w.cli(t, "read", "-format=json", mount+"/config")
 	if !strings.Contains(read, `"pkcs11_key_label": "aws-hmac-`+keytest.AccessKeyID+`"`) {
 		t.Fatalf("the config changed:\n%s", redact(read, w))
