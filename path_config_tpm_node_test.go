@@ -83,6 +83,11 @@ func TestTPMDuplicateNodes(t *testing.T) {
 	if st := e.tpmNode(t); st["target"] != 0 || st["blob_loads"] != true || st["tpm_device"] != "tcp://"+a.Addr {
 		t.Fatalf("node a: %v", st)
 	}
+	// The copy cannot leave its TPM; the periodic check must not see an
+	// exposure (with rotate_on_exposure it would rotate for ever).
+	if att := e.attestation(t, nil); len(att.Data["exposures"].([]string)) != 0 {
+		t.Fatalf("attestation of a duplicated key: %v", att.Data)
+	}
 	e.onNode(b)
 	if st := e.tpmNode(t); st["target"] != 1 || st["blob_loads"] != true {
 		t.Fatalf("node b: %v", st)

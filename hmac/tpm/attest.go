@@ -71,6 +71,10 @@ type Evidence struct {
 	// EKs are the endorsement keys by template (EKECC always; EKRSA when the
 	// TPM holds its certificate), with their certificates when it has one.
 	EKs map[string]EK
+	// Duplicated: the key was imported by duplication (tpm_mode=duplicate)
+	// under a fixedTPM endorsement or storage primary key, its authPolicy
+	// checked before the import to be empty or this TPM's PCR policy.
+	Duplicated bool
 }
 
 // EK is an endorsement key's public area and certificate (DER, as stored
@@ -99,6 +103,7 @@ func (k *Key) Certify(ctx context.Context, nonce []byte) (*Evidence, error) {
 		})
 		if err == nil {
 			ev.EKs, err = k.endorsementKeys()
+			ev.Duplicated = k.duplicationChecked(ev.Public)
 		}
 		return err
 	})

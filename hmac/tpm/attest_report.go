@@ -25,11 +25,12 @@ func (ev *Evidence) Report(nonce []byte) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	props.Duplicated = ev.Duplicated
 	b64 := base64.StdEncoding.EncodeToString
 	out := map[string]any{
 		"public": b64(ev.Public), "name": hex.EncodeToString(ev.Name),
 		"attributes": props.Map(), "auth_policy": hex.EncodeToString(props.AuthPolicy),
-		"duplicable": len(props.Exposures()) > 0, "nonce": hex.EncodeToString(nonce),
+		"duplicable": len(props.Exposures()) > 0, "imported_by_duplication": ev.Duplicated, "nonce": hex.EncodeToString(nonce),
 		"certify_info": b64(ev.CertifyInfo), "signature": b64(ev.Signature),
 		"ak_public": b64(ev.AKPublic), "ak_name": hex.EncodeToString(ev.AKName), "ak_command": AKCommand,
 	}
@@ -92,7 +93,9 @@ func (ev *Evidence) opensslForms() (string, []byte, error) {
 // not, for these properties; fresh is whether a nonce was given.
 func Statement(p Properties, ev *Evidence, fresh bool) string {
 	var s []string
-	if e := p.Exposures(); len(e) > 0 {
+	if p.Duplicated {
+		s = append(s, duplicatedStatement)
+	} else if e := p.Exposures(); len(e) > 0 {
 		s = append(s, "The key CAN leave this TPM: "+strings.Join(e, "; ")+".")
 	} else {
 		s = append(s, "The key's public area sets fixedTPM and fixedParent: the TPM never exports the key's secret part in a form another TPM or anyone else can use, and refuses TPM2_Duplicate for it whatever its authPolicy.")
@@ -150,6 +153,7 @@ func (k *Key) Attest(ctx context.Context, nonce []byte, act *Activation) (*Answe
 	if err != nil {
 		return nil, err
 	}
+	props.Duplicated = ev.Duplicated
 	report, err := ev.Report(nonce)
 	if err != nil {
 		return nil, err
@@ -175,5 +179,11 @@ func (k *Key) Exposures(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	props.Duplicated = k.duplicationChecked(public)
 	return props.Exposures(), nil
 }
+
+// duplicatedStatement explains a key imported by duplication.
+const duplicatedStatement = "The key was imported by duplication (tpm_mode=duplicate): fixedTPM and fixedParent are clear, as TPM2_Import requires of any imported key. " +
+	"Its authPolicy (empty, or the PCR and password policy this TPM computed and compared before the import) holds no PolicyCommandCode(TPM2_Duplicate), without which the TPM refuses TPM2_Duplicate, and its parent is a fixedTPM primary key: this copy cannot be exported again. " +
+	"Each enrolled node's TPM holds its own copy, wrapped to it alone; whoever holds the secret can wrap it again. A verifier holding only this answer sees clear attributes: checking the policy needs the enrolment."

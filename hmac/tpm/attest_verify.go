@@ -21,6 +21,9 @@ type Properties struct {
 	Decrypt, SignEncrypt                       bool
 	// AuthPolicy is the policy digest; empty when there is none.
 	AuthPolicy []byte
+	// Duplicated is Evidence.Duplicated: the policy was checked at import
+	// to hold no duplication branch, which the public area cannot show.
+	Duplicated bool
 }
 
 // PropertiesOf decodes a TPM2B_PUBLIC.
@@ -49,6 +52,13 @@ func PropertiesOf(public []byte) (Properties, error) {
 // from ever being loaded in another TPM).
 func (p Properties) Exposures() []string {
 	var out []string
+	if p.Duplicated {
+		// TPM2_Import requires fixedTPM and fixedParent clear; TPM2_Duplicate
+		// then needs a policy session that satisfies authPolicy with
+		// PolicyCommandCode(TPM2_Duplicate), which the checked policy lacks,
+		// and the parent is a fixedTPM primary key.
+		return nil
+	}
 	if !p.FixedTPM {
 		out = append(out, "fixedTPM is clear: the key may be duplicated to another TPM")
 	}

@@ -302,7 +302,17 @@ func (k *Key) importBlob(p *parent, kind string, b Blob) error {
 	k.cfg.Private = tpm2.Marshal(rsp.OutPrivate)
 	k.cfg.ParentName = append([]byte(nil), p.name.Buffer...)
 	k.cfg.ParentKind = kind
+	k.dupPolicy, k.duplicated = policy, true
 	return nil
+}
+
+// duplicationChecked: public is the area this key's import checked.
+func (k *Key) duplicationChecked(public []byte) bool {
+	if !k.duplicated || !bytes.Equal(public, k.cfg.Public) {
+		return false
+	}
+	props, err := PropertiesOf(public)
+	return err == nil && bytes.Equal(props.AuthPolicy, k.dupPolicy)
 }
 
 // NodeStatus is what this TPM makes of a set of blobs: its parents' Names

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 
@@ -239,7 +240,7 @@ func TestDuplicationPolicyRefused(t *testing.T) {
 // duplicateAgain tries TPM2_Duplicate on the key k imported, in the clear
 // (new parent TPM_RH_NULL), with a policy session that runs pre (the PCR
 // policy, say) then PolicyCommandCode(Duplicate).
-func duplicateAgain(t *testing.T, k *Key, pre func(transport.TPM, tpm2.TPMISHPolicy) error) error {
+func duplicateAgain(t *testing.T, k *Key, pre func(transport.TPM, tpm2.TPMISHPolicy) error, noCommandCode ...bool) error {
 	t.Helper()
 	return k.connected(func() error {
 		return k.withKey(func(h tpm2.NamedHandle, _ *parent) error {
@@ -248,6 +249,9 @@ func duplicateAgain(t *testing.T, k *Key, pre func(transport.TPM, tpm2.TPMISHPol
 					if err := pre(tp, s); err != nil {
 						return err
 					}
+				}
+				if len(noCommandCode) > 0 {
+					return nil
 				}
 				_, err := tpm2.PolicyCommandCode{PolicySession: s, Code: tpm2.TPMCCDuplicate}.Execute(tp)
 				return err
@@ -285,6 +289,10 @@ func TestReduplicationFails(t *testing.T) {
 	pcrPolicy := func(tp transport.TPM, s tpm2.TPMISHPolicy) error { return sealed.applyPolicy(tp, s) }
 	if err := duplicateAgain(t, sealed, pcrPolicy); err == nil {
 		t.Fatal("the PCR-sealed imported key was duplicated")
+	}
+	// The PCR policy alone satisfies authPolicy, but not for TPM2_Duplicate.
+	if err := duplicateAgain(t, sealed, pcrPolicy, true); err == nil {
+		t.Fatal("the PCR-sealed imported key was duplicated with its use policy")
 	}
 
 	mutant := &Key{accessKeyID: keytest.AccessKeyID, cfg: node}
@@ -337,4 +345,33 @@ func TestImportRefusesFixedAttributes(t *testing.T) {
 		t.Fatal("the TPM imported a fixedTPM|fixedParent object")
 	}
 	t.Log(err)
+}
+
+// A duplicated key's attestation: no exposure (the policy was checked at
+// import), a statement that says why; the public area alone, as an
+// offline verifier decodes it, still shows the clear attributes.
+func TestDuplicatedAttestation(t *testing.T) {
+	node, _ := simTPM(t, 901)
+	for _, pcrs := range [][]uint{nil, {16}} {
+		k, err := openBlobs(node, "pw", wrap(t, enroll(t, node, ParentEKECC, pcrs...), "pw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans, err := k.Attest(context.Background(), []byte("a fresh nonce"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ans.Exposures) != 0 || ans.Report["imported_by_duplication"] != true || ans.Report["duplicable"] != false ||
+			!strings.Contains(ans.Statement, "imported by duplication") {
+			t.Fatalf("pcrs %v: exposures %v, report %v, statement %q", pcrs, ans.Exposures, ans.Report, ans.Statement)
+		}
+		if e, err := k.Exposures(context.Background()); err != nil || len(e) != 0 {
+			t.Fatalf("pcrs %v: periodic check: %v %v", pcrs, e, err)
+		}
+		offline, _ := PropertiesOf(k.cfg.Public)
+		if len(offline.Exposures()) == 0 {
+			t.Fatal("the public area alone vouches for the policy")
+		}
+		k.Close()
+	}
 }

@@ -59,6 +59,11 @@ type Key struct {
 	cfg         Config
 	identity    string // from the public area or persistent handle; fixed once known
 
+	// dupPolicy is the authPolicy a duplicated key's public area was
+	// checked to hold before its import; duplicated says there was one.
+	dupPolicy  []byte
+	duplicated bool
+
 	mu     sync.Mutex // one command sequence at a time on the transport
 	conn   transport.TPMCloser
 	closed bool
