@@ -19,35 +19,46 @@ import (
 // The parents a duplicated key can be wrapped to: endorsement keys by their
 // TCG EK Credential Profile template, or the owner's storage root key.
 const (
-	ParentEKRSA    = "ek-rsa-2048" // template L-1, certificate at 0x01c00002
-	ParentEKECC    = "ek-ecc-p256" // template L-2, certificate at 0x01c0000a
-	ParentEKECC384 = "ek-ecc-p384" // template H-3, certificate at 0x01c00016
+	ParentEKRSA    = "ek-rsa-2048"      // template L-1, certificate at 0x01c00002
+	ParentEKECC    = "ek-ecc-p256"      // template L-2, certificate at 0x01c0000a
+	ParentEKECC384 = "ek-ecc-p384"      // template H-3, certificate at 0x01c00016
+	ParentEKRSAH   = "ek-rsa-2048-high" // template H-1, certificate at 0x01c00012
+	ParentEKECCH   = "ek-ecc-p256-high" // template H-2, certificate at 0x01c00014
 	ParentSRK      = "srk-ecc-p256"
 )
 
-// policyBSHA384 is the high-range EK templates' authPolicy for SHA-384
-// (TCG EK Credential Profile, PolicyB).
-var policyBSHA384, _ = hex.DecodeString("b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12")
+// The high-range EK templates' authPolicy (TCG EK Credential Profile,
+// PolicyB: PolicySecret(TPM_RH_ENDORSEMENT) OR PolicyAuthorizeNV).
+var (
+	policyBSHA256, _ = hex.DecodeString("ca3d0a99a2b93906f7a3342414efcfb3a385d44cd1fd459089d19b5071c0b7a0")
+	policyBSHA384, _ = hex.DecodeString("b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12")
+)
 
-// eccEKP384Template is the high-range ECC P-384 EK template (H-3): no
-// unique, SHA-384 names, AES-256, userWithAuth.
-var eccEKP384Template = tpm2.TPMTPublic{
-	Type:    tpm2.TPMAlgECC,
-	NameAlg: tpm2.TPMAlgSHA384,
-	ObjectAttributes: tpm2.TPMAObject{
-		FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true,
-		AdminWithPolicy: true, Restricted: true, Decrypt: true,
-	},
-	AuthPolicy: tpm2.TPM2BDigest{Buffer: policyBSHA384},
-	Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-		Symmetric: tpm2.TPMTSymDefObject{
-			Algorithm: tpm2.TPMAlgAES,
-			KeyBits:   tpm2.NewTPMUSymKeyBits(tpm2.TPMAlgAES, tpm2.TPMKeyBits(256)),
-			Mode:      tpm2.NewTPMUSymMode(tpm2.TPMAlgAES, tpm2.TPMAlgCFB),
+// highRangeEK is a high-range EK template: no unique, userWithAuth set
+// (the user role needs no policy), PolicyB for the admin role.
+func highRangeEK(alg tpm2.TPMAlgID, nameAlg tpm2.TPMIAlgHash, policy []byte, aesBits uint16, curve tpm2.TPMECCCurve) tpm2.TPMTPublic {
+	sym := tpm2.TPMTSymDefObject{
+		Algorithm: tpm2.TPMAlgAES,
+		KeyBits:   tpm2.NewTPMUSymKeyBits(tpm2.TPMAlgAES, tpm2.TPMKeyBits(aesBits)),
+		Mode:      tpm2.NewTPMUSymMode(tpm2.TPMAlgAES, tpm2.TPMAlgCFB),
+	}
+	t := tpm2.TPMTPublic{
+		Type:    alg,
+		NameAlg: nameAlg,
+		ObjectAttributes: tpm2.TPMAObject{
+			FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true,
+			AdminWithPolicy: true, Restricted: true, Decrypt: true,
 		},
-		CurveID: tpm2.TPMECCNistP384,
-	}),
-	Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
+		AuthPolicy: tpm2.TPM2BDigest{Buffer: policy},
+	}
+	if alg == tpm2.TPMAlgRSA {
+		t.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{Symmetric: sym, KeyBits: 2048})
+		t.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{})
+		return t
+	}
+	t.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{Symmetric: sym, CurveID: curve})
+	t.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{})
+	return t
 }
 
 type parentKind struct {
@@ -60,7 +71,9 @@ type parentKind struct {
 var parentKinds = map[string]parentKind{
 	ParentEKRSA:    {tpm2.TPMRHEndorsement, tpm2.RSAEKTemplate, 0x01c00002, true},
 	ParentEKECC:    {tpm2.TPMRHEndorsement, tpm2.ECCEKTemplate, 0x01c0000a, true},
-	ParentEKECC384: {tpm2.TPMRHEndorsement, eccEKP384Template, 0x01c00016, false},
+	ParentEKECC384: {tpm2.TPMRHEndorsement, highRangeEK(tpm2.TPMAlgECC, tpm2.TPMAlgSHA384, policyBSHA384, 256, tpm2.TPMECCNistP384), 0x01c00016, false},
+	ParentEKRSAH:   {tpm2.TPMRHEndorsement, highRangeEK(tpm2.TPMAlgRSA, tpm2.TPMAlgSHA256, policyBSHA256, 128, 0), 0x01c00012, false},
+	ParentEKECCH:   {tpm2.TPMRHEndorsement, highRangeEK(tpm2.TPMAlgECC, tpm2.TPMAlgSHA256, policyBSHA256, 128, tpm2.TPMECCNistP256), 0x01c00014, false},
 	ParentSRK:      {tpm2.TPMRHOwner, tpm2.ECCSRKTemplate, 0, false},
 }
 
