@@ -153,10 +153,7 @@ func dupTemplate(policy []byte) tpm2.TPMTPublic {
 
 // checkBlobPublic refuses a public area other than dupTemplate(policy).
 func checkBlobPublic(pub *tpm2.TPMTPublic, policy []byte) error {
-	want := dupTemplate(policy)
-	got := *pub
-	got.Unique = want.Unique
-	if !bytes.Equal(tpm2.Marshal(got), tpm2.Marshal(want)) {
+	if !sameTemplate(pub, dupTemplate(policy)) {
 		return fmt.Errorf("%w: its public area is not a non-duplicable HMAC key with the expected policy", ErrBlobRefused)
 	}
 	return nil

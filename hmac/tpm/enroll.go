@@ -115,9 +115,7 @@ func (t *Target) parentPublic() (*tpm2.TPMTPublic, error) {
 		return nil, fmt.Errorf("%w: parent_public: %v", ErrBadTarget, err)
 	}
 	// The parent must be exactly the kind's template, but for its key.
-	got := *pub
-	got.Unique = pk.template.Unique
-	if !bytes.Equal(tpm2.Marshal(got), tpm2.Marshal(pk.template)) {
+	if !sameTemplate(pub, pk.template) {
 		return nil, fmt.Errorf("%w: parent_public is not the %s template", ErrBadTarget, t.Parent)
 	}
 	name, err := tpm2.ObjectName(pub)
@@ -215,4 +213,20 @@ func sameKey(certKey crypto.PublicKey, pub *tpm2.TPMTPublic) error {
 		return mismatch
 	}
 	return nil
+}
+
+// sameTemplate: pub is template but for its unique field. The types are
+// compared first: a unique of another type would not marshal.
+func sameTemplate(pub *tpm2.TPMTPublic, template tpm2.TPMTPublic) (same bool) {
+	if pub.Type != template.Type {
+		return false
+	}
+	defer func() {
+		if recover() != nil { // a union go-tpm cannot marshal: not the template
+			same = false
+		}
+	}()
+	got := *pub
+	got.Unique = template.Unique
+	return bytes.Equal(tpm2.Marshal(got), tpm2.Marshal(template))
 }
