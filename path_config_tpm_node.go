@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"slices"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -29,8 +30,8 @@ func pathConfigTPMNode(b *backend) *framework.Path {
 						"answered_by":  {Type: framework.TypeString, Description: "Host name of the Vault node whose plugin answered."},
 						"tpm_device":   {Type: framework.TypeString, Description: "The TPM the node reached."},
 						"parent_names": {Type: framework.TypeMap, Description: "This node's parent Names by kind, as its enrolment printed them."},
-						"target":       {Type: framework.TypeInt, Description: "Index in tpm_targets of this node; -1 when it is not enrolled."},
-						"blob_loads":   {Type: framework.TypeBool, Description: "Whether this node's blob imports and loads in its TPM now."},
+						"target":       {Type: framework.TypeInt, Description: "Index in tpm_targets of this node; -1 when it is not one of them."},
+						"blob_loads":   {Type: framework.TypeBool, Description: "Whether this node's blob imports and loads in its TPM now (false for a target added since the last wrap)."},
 						"problem":      {Type: framework.TypeString, Description: "Why it does not, when it does not."},
 						"targets":      {Type: framework.TypeInt, Description: "How many targets the key is wrapped to."},
 					},
@@ -59,12 +60,15 @@ func (b *backend) pathTPMNodeRead(ctx context.Context, req *logical.Request, _ *
 	}
 	st := tpm.Probe(ctx, p.config(), cfg.AccessKey)
 	host, _ := os.Hostname()
-	names := map[string]any{}
+	names, target := map[string]any{}, -1
 	for kind, name := range st.Names {
 		names[kind] = name
+		if i := slices.IndexFunc(p.Targets, func(t tpm.Target) bool { return t.Parent == kind && t.Name == name }); i >= 0 {
+			target = i
+		}
 	}
 	data := map[string]any{
-		"answered_by": host, "tpm_device": p.device(), "parent_names": names, "target": st.Blob,
+		"answered_by": host, "tpm_device": p.device(), "parent_names": names, "target": target,
 		"blob_loads": st.Problem == nil, "problem": "", "targets": len(p.Targets),
 	}
 	if st.Problem != nil {

@@ -211,3 +211,40 @@ func blobsJSON(t *testing.T, blobs ...tpm.Blob) string {
 	}
 	return string(b)
 }
+
+// Adding a node: its enrolment joins tpm_targets (no blob yet: 503 there,
+// named target in config/tpm-node), a rotation wraps to it. Removing one:
+// its blob goes with its target, and it answers 503.
+func TestTPMDuplicateAddRemoveNode(t *testing.T) {
+	e := newTestEnv(t)
+	ca := testenv.NewEKCA(t)
+	a, b, c := testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca)
+	e.b.env.tpmAddresses = []string{a.Addr, b.Addr, c.Addr}
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, false)
+	ta, tb, tc := enrolTarget(t, a, ca, tpm.ParentEKRSA), enrolTarget(t, b, ca, tpm.ParentEKRSA), enrolTarget(t, c, ca, tpm.ParentEKRSA)
+	e.onNode(a)
+	e.mustWrite(t, "config", with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate", "tpm_targets", targetsJSON(t, ta, tb)))
+	e.mustWrite(t, "roles/r", map[string]any{"credential_type": "session_token"})
+	e.mustWrite(t, "config", map[string]any{"tpm_targets": targetsJSON(t, ta, tb, tc)})
+	e.onNode(c)
+	if code, msg := e.credsStatus(t); code != http.StatusServiceUnavailable || !strings.Contains(msg, "not enrolled") {
+		t.Fatalf("node c before the rotation: %d %q", code, msg)
+	}
+	if st := e.tpmNode(t); st["target"] != 2 || st["blob_loads"] != false {
+		t.Fatalf("node c before the rotation: %v", st)
+	}
+	e.onNode(a)
+	e.mustWrite(t, "config/rotate-root", nil)
+	e.onNode(c)
+	if code, msg := e.credsStatus(t); code != http.StatusOK {
+		t.Fatalf("node c after the rotation: %d %q", code, msg)
+	}
+	e.mustWrite(t, "config", map[string]any{"tpm_targets": targetsJSON(t, tc, ta)})
+	if st := e.tpmNode(t); st["target"] != 0 || st["blob_loads"] != true {
+		t.Fatalf("node c after b left: %v", st)
+	}
+	e.onNode(b)
+	if code, msg := e.credsStatus(t); code != http.StatusServiceUnavailable || !strings.Contains(msg, "not enrolled") {
+		t.Fatalf("node b after it left: %d %q", code, msg)
+	}
+}

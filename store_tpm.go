@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +84,8 @@ func (p *tpmParams) parse(d *framework.FieldData) error {
 }
 
 func (p *tpmParams) parseDuplicate(d *framework.FieldData) error {
-	if v, ok := d.GetOk("tpm_targets"); ok {
+	v, newTargets := d.GetOk("tpm_targets")
+	if newTargets {
 		p.Targets = nil
 		if err := parseJSONList("tpm_targets", v.(string), &p.Targets); err != nil {
 			return err
@@ -91,9 +93,10 @@ func (p *tpmParams) parseDuplicate(d *framework.FieldData) error {
 	}
 	if v, ok := d.GetOk("tpm_blobs"); ok {
 		p.Blobs = nil
-		if err := parseJSONList("tpm_blobs", v.(string), &p.Blobs); err != nil {
-			return err
-		}
+		return parseJSONList("tpm_blobs", v.(string), &p.Blobs)
+	}
+	if newTargets { // a node removed from the targets loses its stored blob
+		p.Blobs = slices.DeleteFunc(p.Blobs, func(b tpm.Blob) bool { return !p.hasTarget(b.Parent, b.ParentName) })
 	}
 	return nil
 }

@@ -113,12 +113,8 @@ func (p *tpmParams) validateDuplicate(env *operatorEnv) error {
 }
 
 func (p *tpmParams) validateBlobs(targets map[string]bool) error {
-	if len(p.Blobs) == 0 {
-		return nil // a secret_key is wrapped to the targets, or open says what is missing
-	}
-	if len(p.Blobs) != len(targets) {
-		return badInput("tpm_blobs: one blob per target is needed (%d targets, %d blobs)", len(targets), len(p.Blobs))
-	}
+	// A target without a blob (a node just added) answers 503 until the
+	// next rotation or wrap; a blob must be for a listed target.
 	covered := map[string]bool{}
 	for i := range p.Blobs {
 		b := &p.Blobs[i]
@@ -159,4 +155,9 @@ func jsonString(v any) string {
 		return ""
 	}
 	return string(b)
+}
+
+// hasTarget: a target with this parent kind and Name is listed.
+func (p *tpmParams) hasTarget(kind, name string) bool {
+	return slices.ContainsFunc(p.Targets, func(t tpm.Target) bool { return t.Parent == kind && strings.EqualFold(t.Name, name) })
 }
