@@ -99,13 +99,32 @@ func StartSWTPMWithEK(t testing.TB, ca *EKCA) *SWTPM {
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	s.manufacture(ca)
+	s.Start()
+	return s
+}
+
+// manufacture makes StateDir a new TPM with EK certificates from ca.
+func (s *SWTPM) manufacture(ca *EKCA) {
+	s.t.Helper()
 	out, err := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", s.StateDir, "--create-ek-cert",
 		"--config", filepath.Join(ca.dir, "setup.conf"), "--overwrite").CombinedOutput()
 	if err != nil {
-		t.Fatalf("swtpm_setup --create-ek-cert: %v\n%s", err, out)
+		s.t.Fatalf("swtpm_setup --create-ek-cert: %v\n%s", err, out)
 	}
+}
+
+// Replace swaps in another TPM at the same address, as when a node's
+// TPM is replaced: new endorsement keys, certified by ca.
+func (s *SWTPM) Replace(ca *EKCA) {
+	s.t.Helper()
+	s.Kill()
+	s.StateDir = filepath.Join(TempDir(s.t, "swtpm-"), "state")
+	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+		s.t.Fatal(err)
+	}
+	s.manufacture(ca)
 	s.Start()
-	return s
 }
 
 // Start (re)starts swtpm on the same ports and state directory.
