@@ -9,8 +9,10 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// pathRoleRevokeSessions is the kill switch: every session this mount
-// minted for the role before now is denied in AWS.
+// pathRoleRevokeSessions is the kill switch: every session of the role's
+// target IAM roles that this mount minted with deny_session before now is
+// denied in AWS, whichever of the mount's Vault roles minted it (the
+// condition is the mount's session tag and the issue time).
 func pathRoleRevokeSessions(b *backend) *framework.Path {
 	return &framework.Path{
 		Pattern: "roles/" + framework.GenericNameRegex("name") + "/revoke-sessions$",
@@ -26,7 +28,7 @@ func pathRoleRevokeSessions(b *backend) *framework.Path {
 				Callback:                    b.pathRoleRevokeSessions,
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
-				Summary:                     "Deny every session this mount minted for the role until now.",
+				Summary:                     "Deny every deny_session session this mount minted on the role's target IAM roles until now.",
 				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "revoke"},
 				Responses: map[int][]framework.Response{http.StatusOK: {{
 					Description: "OK",
@@ -74,13 +76,21 @@ func (b *backend) pathRoleRevokeSessions(ctx context.Context, req *logical.Reque
 	}}, nil)
 }
 
-const pathRoleRevokeSessionsHelpSyn = `Deny every session this mount minted for a role until now.`
+const pathRoleRevokeSessionsHelpSyn = `Deny every session of the role's target IAM roles that this mount minted with revoke_mode=deny_session before now.`
 
 const pathRoleRevokeSessionsHelpDesc = `
 For an incident: writing roles/<name>/revoke-sessions on a role with
-revoke_mode deny_session adds to each target role's deny policy a statement
-that denies every session this mount tagged (the vault-aws-hmac-mount session
-tag) and AWS issued before denied_before. Sessions minted afterwards, and
-sessions minted by anyone else, are untouched. The statement is removed once
-the last session it covers has expired, 12 hours later.
+revoke_mode deny_session adds to the deny policy of each of its target IAM
+roles a statement that denies every session of that IAM role that this mount
+minted with revoke_mode=deny_session before now, whichever of the mount's
+Vault roles minted it: they all carry the mount's vault-aws-hmac-mount
+session tag, and the statement matches that tag and an aws:TokenIssueTime
+before denied_before. Sessions minted afterwards, sessions this mount minted
+while a role had revoke_mode none (they carry no tag), and sessions minted by
+anyone else are untouched.
+
+The statement takes the place of the per-session entries of the sessions it
+covers, so it fits IAM's inline policy quota even when revoked leases have
+filled it. It is removed 12 hours later, when the last session it covers has
+expired.
 `

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -129,10 +130,20 @@ func (r *roleEntry) sessionRoleARNs() []string {
 	return r.RoleARNs
 }
 
-// revokedSession is one revoked session, kept until it has expired.
+// revokedSession is one revoked session, kept until it has expired, or
+// until a kill switch covers it.
 type revokedSession struct {
 	ID      string    `json:"id"` // aws:userid, AROA...:session-name
 	Expires time.Time `json:"expires"`
+	// IssuedBy: AWS issued the session no later than this; zero when
+	// unknown, and then no kill switch is taken to cover it.
+	IssuedBy time.Time `json:"issued_by,omitzero"`
+}
+
+// coveredBy: the kill switch statement with DeniedBefore t denies the
+// session too (it carries the mount tag, and AWS issued it before t).
+func (s revokedSession) coveredBy(t time.Time) bool {
+	return !t.IsZero() && !s.IssuedBy.IsZero() && s.IssuedBy.Before(t)
 }
 
 // revocationRecord is what one target role's deny policy is built from.
@@ -145,15 +156,21 @@ type revocationRecord struct {
 	DeniedUntil  time.Time `json:"denied_until,omitzero"`
 }
 
-// prune drops what has expired; it reports whether anything went.
+// prune drops what has expired, and the sessions the kill switch statement
+// denies already: that statement lives until DeniedUntil, past the end of
+// every session issued before DeniedBefore, so they need no entry of their
+// own, and a kill switch always leaves a policy that fits. It reports
+// whether anything went.
 func (rec *revocationRecord) prune(now time.Time) bool {
 	n := len(rec.Sessions)
-	rec.Sessions = slices.DeleteFunc(rec.Sessions, func(s revokedSession) bool { return !s.Expires.After(now) })
-	pruned := len(rec.Sessions) != n
+	pruned := false
 	if !rec.DeniedUntil.IsZero() && !rec.DeniedUntil.After(now) {
 		rec.DeniedBefore, rec.DeniedUntil, pruned = time.Time{}, time.Time{}, true
 	}
-	return pruned
+	rec.Sessions = slices.DeleteFunc(rec.Sessions, func(s revokedSession) bool {
+		return !s.Expires.After(now) || s.coveredBy(rec.DeniedBefore)
+	})
+	return pruned || len(rec.Sessions) != n
 }
 
 func (rec *revocationRecord) empty() bool { return len(rec.Sessions) == 0 && rec.DeniedBefore.IsZero() }
@@ -192,9 +209,23 @@ func (rec *revocationRecord) policy(mountID string) (string, error) {
 		return "", err
 	}
 	if len(doc) > maxInlinePolicyChars {
-		return "", fmt.Errorf("the deny policy for %d revoked sessions would exceed IAM's %d-character inline policy quota; the session is not revoked", len(rec.Sessions), maxInlinePolicyChars)
+		return "", &policyQuotaError{sessions: len(rec.Sessions)}
 	}
 	return string(doc), nil
+}
+
+// policyQuotaError: the deny policy would not fit IAM's quota.
+type policyQuotaError struct {
+	sessions int
+	role     string // the Vault role whose kill switch is the way out, when known
+}
+
+func (e *policyQuotaError) Error() string {
+	msg := fmt.Sprintf("the deny policy for %d revoked sessions would exceed IAM's %d-character inline policy quota; the session is not revoked", e.sessions, maxInlinePolicyChars)
+	if e.role != "" {
+		msg += fmt.Sprintf("; roles/%s/revoke-sessions denies every session of this mount on that role and always fits", e.role)
+	}
+	return msg
 }
 
 func revocationKey(roleARN string) string {
@@ -345,13 +376,21 @@ func (e *engine) applyDenyPolicy(ctx context.Context, roleARN, name, doc string,
 // leaseSession is what a creds/ lease of a deny_session role keeps.
 type leaseSession struct {
 	roleARN, assumedRoleID string
-	issued, expires        time.Time
+	issued, expires        time.Time // issued: just before STS was asked
+	// issuedBy: AWS issued the session no later than this, the lease's
+	// "minted", or, for a lease without it, the latest STS could have
+	// answered the mint (within sts_timeout).
+	issuedBy time.Time
 }
 
+// internalData is made once STS has answered, so "minted", now, is no
+// earlier than the session's aws:TokenIssueTime (with the host's clock in
+// step with AWS's, as the kill switch's denied_before assumes too).
 func (l leaseSession) internalData() map[string]any {
 	return map[string]any{
 		"revoke_mode": revokeModeDenySession, "role_arn": l.roleARN, "assumed_role_id": l.assumedRoleID,
 		"issued": l.issued.UTC().Format(time.RFC3339), "expires": l.expires.UTC().Format(time.RFC3339),
+		"minted": time.Now().UTC().Format(time.RFC3339Nano),
 	}
 }
 
@@ -368,6 +407,10 @@ func parseLeaseSession(data map[string]any) (leaseSession, bool, error) {
 	l.expires, err2 = time.Parse(time.RFC3339, str("expires"))
 	if err1 != nil || err2 != nil || !roleARNRe.MatchString(l.roleARN) || !assumedRoleIDRe.MatchString(l.assumedRoleID) {
 		return l, true, fmt.Errorf("the lease's session data is not readable; it cannot be revoked in AWS")
+	}
+	l.issuedBy = l.issued.Add(maxSTSTimeout + time.Second)
+	if minted, err := time.Parse(time.RFC3339Nano, str("minted")); err == nil && !minted.Before(l.issued) && minted.Before(l.issuedBy) {
+		l.issuedBy = minted
 	}
 	return l, true, nil
 }
@@ -386,11 +429,19 @@ func (b *backend) revokeCreds(ctx context.Context, req *logical.Request) error {
 	if time.Until(l.expires) <= expiryMargin {
 		return nil // expired or about to: AWS refuses it already or within seconds
 	}
-	return b.updateRevocation(ctx, req.Storage, l.roleARN, func(rec *revocationRecord) {
+	err = b.updateRevocation(ctx, req.Storage, l.roleARN, func(rec *revocationRecord) {
 		if !slices.ContainsFunc(rec.Sessions, func(s revokedSession) bool { return s.ID == l.assumedRoleID }) {
-			rec.Sessions = append(rec.Sessions, revokedSession{ID: l.assumedRoleID, Expires: l.expires})
+			rec.Sessions = append(rec.Sessions, revokedSession{ID: l.assumedRoleID, Expires: l.expires, IssuedBy: l.issuedBy})
 		}
 	})
+	var quota *policyQuotaError
+	if errors.As(err, &quota) {
+		quota.role = "<name>"
+		if name, _ := req.Secret.InternalData["role"].(string); roleNameRe.MatchString(name) {
+			quota.role = name
+		}
+	}
+	return err
 }
 
 // pruneRevocations, from the periodic function, rebuilds the policies

@@ -301,13 +301,21 @@ func TestRevokeModeRefused(t *testing.T) {
 
 // The documents the plugin writes pass the peer's strict IAM grammar and
 // read back through GetRolePolicy (URL-encoded, as IAM answers) exactly as
-// built from storage.
+// built from storage. The revoked session is minted after the kill switch,
+// which would otherwise cover it and take its entry's place.
 func TestDenyPolicyReadBack(t *testing.T) {
 	e := revocationEnv(t)
+	resp := e.mustWrite(t, "roles/app/revoke-sessions", nil)
+	before, err := time.Parse(time.RFC3339, resp.Data["denied_before"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !time.Now().After(before) {
+		time.Sleep(50 * time.Millisecond) // TokenIssueTime has whole seconds
+	}
 	if err := e.revokeLease(e.mintLease(t, "app")); err != nil {
 		t.Fatal(err)
 	}
-	e.mustWrite(t, "roles/app/revoke-sessions", nil)
 	mountID, err := e.b.mountID(context.Background(), e.storage)
 	if err != nil {
 		t.Fatal(err)
@@ -319,5 +327,93 @@ func TestDenyPolicyReadBack(t *testing.T) {
 	got, found, err := stscreds.RolePolicy(context.Background(), e.engine(t).iam, boundedARN, policyNameFor(mountID))
 	if err != nil || !found || got != want || !strings.Contains(got, `"RevokedSessions"`) || !strings.Contains(got, `"RevokedBefore"`) {
 		t.Fatalf("read back %q (found %v, %v), want %q", got, found, err, want)
+	}
+}
+
+// A caller who may only read creds/ fills the deny policy by minting
+// long-lived sessions and revoking them until IAM's quota refuses. Another
+// lease's revocation then fails, saying the kill switch is the way out; the
+// kill switch fits, because it takes the place of the entries of the
+// sessions it covers: the victim's session (minted before) is denied by the
+// peer, a session minted after works, and storage and the peer's policy
+// agree. Revoking the victim's lease then succeeds without an entry.
+func TestKillSwitchFitsAfterPolicyFilled(t *testing.T) {
+	e := revocationEnv(t)
+	victim := e.mintLease(t, "app")
+	var fillErr error
+	filled := 0
+	for ; filled < 400 && fillErr == nil; filled++ {
+		fillErr = e.revokeLease(e.mintLease(t, "app"))
+	}
+	if fillErr == nil || filled < 100 {
+		t.Fatalf("after %d revocations the policy is not full: %v", filled, fillErr)
+	}
+	err := e.revokeLease(victim)
+	if err == nil || !strings.Contains(err.Error(), "quota") || !strings.Contains(err.Error(), "roles/app/revoke-sessions denies every session of this mount on that role and always fits") {
+		t.Fatalf("revocation on a full policy: %v", err)
+	}
+	if err := useSession(e.peer, victim); err != nil {
+		t.Fatalf("the victim's session before the kill switch: %v", err)
+	}
+
+	resp := e.mustWrite(t, "roles/app/revoke-sessions", nil)
+	before, err := time.Parse(time.RFC3339, resp.Data["denied_before"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := useSession(e.peer, victim); !denied(err) {
+		t.Fatalf("the victim's session after the kill switch: %v", err)
+	}
+	e.policyMatchesStorage(t)
+	if n := len(e.storedRevocation(t, boundedARN).Sessions); n > 5 {
+		t.Fatalf("%d per-session entries left beside the kill switch statement", n)
+	}
+	if err := e.revokeLease(victim); err != nil {
+		t.Fatalf("revoking the victim's lease once the kill switch covers it: %v", err)
+	}
+	e.policyMatchesStorage(t)
+	for !time.Now().After(before) {
+		time.Sleep(50 * time.Millisecond) // TokenIssueTime has whole seconds
+	}
+	if err := useSession(e.peer, e.mintLease(t, "app")); err != nil {
+		t.Fatalf("a session minted after the kill switch: %v", err)
+	}
+}
+
+// policyMatchesStorage: the policy the peer holds is the one the stored
+// record builds.
+func (e *testEnv) policyMatchesStorage(t *testing.T) {
+	t.Helper()
+	mountID, err := e.b.mountID(context.Background(), e.storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := e.storedRevocation(t, boundedARN).policy(mountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := stscreds.RolePolicy(context.Background(), e.engine(t).iam, boundedARN, policyNameFor(mountID))
+	if err != nil || !found || got != want {
+		t.Fatalf("the peer holds %q (found %v, %v), storage builds %q", got, found, err, want)
+	}
+}
+
+// Only a session the kill switch surely covers loses its entry: one whose
+// issue time is unknown, or not before denied_before, keeps it.
+func TestKillSwitchKeepsUncoveredEntries(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	rec := &revocationRecord{RoleARN: boundedARN, DeniedBefore: now, DeniedUntil: now.Add(12 * time.Hour), Sessions: []revokedSession{
+		{ID: "AROAEXAMPLEEXAMPLE12:covered", Expires: now.Add(time.Hour), IssuedBy: now.Add(-time.Second)},
+		{ID: "AROAEXAMPLEEXAMPLE12:unknown", Expires: now.Add(time.Hour)},
+		{ID: "AROAEXAMPLEEXAMPLE12:at-denied-before", Expires: now.Add(time.Hour), IssuedBy: now},
+	}}
+	if !rec.prune(time.Now()) || len(rec.Sessions) != 2 || rec.Sessions[0].ID != "AROAEXAMPLEEXAMPLE12:unknown" {
+		t.Fatalf("after pruning: %v", rec.Sessions)
+	}
+	// A lease made before leases said when STS answered: the latest it could have.
+	l, ok, err := parseLeaseSession(map[string]any{"revoke_mode": revokeModeDenySession, "role_arn": boundedARN,
+		"assumed_role_id": "AROAEXAMPLEEXAMPLE12:app-1", "issued": now.Format(time.RFC3339), "expires": now.Add(time.Hour).Format(time.RFC3339)})
+	if err != nil || !ok || !l.issuedBy.Equal(now.Add(maxSTSTimeout+time.Second)) {
+		t.Fatalf("issued by %v (%v %v)", l.issuedBy, ok, err)
 	}
 }
