@@ -3,13 +3,10 @@ package awshmac
 import (
 	"context"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"regexp"
 
 	"github.com/hashicorp/vault/sdk/framework"
 
-	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/pkcs11"
 )
 
@@ -125,10 +122,9 @@ func (p *pkcs11Params) checkGivenPIN(ctx context.Context) error {
 	if !p.pinGiven {
 		return nil
 	}
-	if err := pkcs11.CheckPIN(ctx, p.config()); err != nil {
-		if errors.Is(err, hmac.ErrAuth) {
-			return fmt.Errorf("pkcs11_pin: %w", err)
-		}
+	// Throttled per module (store_pkcs11_pincheck.go): each check costs a
+	// login attempt on the token. A refusal names pkcs11_pin.
+	if err := pkcs11PINChecks.check(ctx, p.config()); err != nil {
 		return err
 	}
 	p.pinGiven = false
