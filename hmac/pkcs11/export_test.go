@@ -9,3 +9,6 @@ func CheckPINInProcess(cfg Config) error {
 
 // ServePINCheckFrom is the check mode's body, run in the test's process.
 var ServePINCheckFrom = servePINCheck
+
+// PINTryRefusal is the decision not to try a PIN, from C_GetTokenInfo's flags.
+var PINTryRefusal = pinTryRefusal

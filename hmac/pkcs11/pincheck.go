@@ -122,6 +122,11 @@ func loginOnce(cfg Config, trustLoggedIn bool) (int, string) {
 		}
 		return exitTokenNotFound, err.Error()
 	}
+	if info, err := lib.ctx.GetTokenInfo(k.slot); err == nil {
+		if why, stop := pinTryRefusal(info.Flags); stop {
+			return exitPINRefused, why
+		}
+	}
 	s, err := lib.ctx.OpenSession(k.slot, pkcs11.CKF_SERIAL_SESSION)
 	if err != nil {
 		return exitModuleFailed, k.storeError("open session", err).Error()
@@ -140,6 +145,20 @@ func loginOnce(cfg Config, trustLoggedIn bool) (int, string) {
 		return exitPINRefused, fmt.Sprintf("%s (%v)", why, err)
 	}
 	return exitModuleFailed, k.storeError("login", err).Error()
+}
+
+// pinTryRefusal: a PIN is not tried on a token whose user PIN is locked, or
+// that says one more wrong PIN would lock it (a check cannot know the PIN is
+// right before trying it); logging in with the token's own tools resets the
+// count.
+func pinTryRefusal(flags uint) (string, bool) {
+	switch {
+	case flags&pkcs11.CKF_USER_PIN_LOCKED != 0:
+		return "the user PIN is locked (CKF_USER_PIN_LOCKED); the PIN was not tried: the token's security officer must unlock it", true
+	case flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0:
+		return "one more wrong PIN would lock the user PIN (CKF_USER_PIN_FINAL_TRY); the PIN was not tried: log in once with the right PIN using the token's own tools, which resets the count", true
+	}
+	return "", false
 }
 
 // CheckPIN asks the token whether cfg.PIN is its user PIN, as it would be

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miekg/pkcs11"
+
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac"
 	p11 "github.com/awshmac/vault-plugin-aws-hmac/hmac/pkcs11"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
@@ -104,5 +106,24 @@ func TestPINCheckModeReports(t *testing.T) {
 	}
 	if strings.Contains(out.String(), wrong) || strings.Contains(out.String(), hsm.PIN) {
 		t.Fatal("the report shows a PIN")
+	}
+}
+
+// A PIN is not tried when the token says its user PIN is locked or that one
+// more wrong PIN would lock it; other flags do not stop it. SoftHSM2 never
+// raises these flags, so the decision is tested on its own.
+func TestPINTryRefusal(t *testing.T) {
+	for _, c := range []struct {
+		flags uint
+		stop  string
+	}{
+		{pkcs11.CKF_USER_PIN_LOCKED | pkcs11.CKF_TOKEN_INITIALIZED, "CKF_USER_PIN_LOCKED"},
+		{pkcs11.CKF_USER_PIN_FINAL_TRY | pkcs11.CKF_USER_PIN_COUNT_LOW, "CKF_USER_PIN_FINAL_TRY"},
+		{pkcs11.CKF_USER_PIN_COUNT_LOW | pkcs11.CKF_LOGIN_REQUIRED | pkcs11.CKF_TOKEN_INITIALIZED, ""},
+	} {
+		why, stop := p11.PINTryRefusal(c.flags)
+		if stop != (c.stop != "") || !strings.Contains(why, c.stop) {
+			t.Errorf("flags %#x: %q %v, want a refusal naming %q", c.flags, why, stop, c.stop)
+		}
 	}
 }
