@@ -61,7 +61,14 @@ func (th *pinCheckThrottle) check(ctx context.Context, cfg pkcs11.Config) error 
 	if err := th.begin(module); err != nil {
 		return err
 	}
+	finished := false
+	defer func() {
+		if !finished { // a panic must not leave the module's checks held back for good
+			th.end(module, errors.New("pkcs11: the PIN check did not finish"))
+		}
+	}()
 	err := checkPKCS11PIN(ctx, cfg)
+	finished = true
 	retryAt := th.end(module, err)
 	if errors.Is(err, hmac.ErrAuth) {
 		return &pinRefusedError{err: err, retryAt: retryAt}
