@@ -1,8 +1,10 @@
 package awshmac
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -282,7 +284,25 @@ func (c *pluginConfig) MarshalJSON() ([]byte, error) {
 		}
 		maps.Copy(out, fields)
 	}
-	return json.Marshal(out)
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	// What cannot be read back must not be stored: a stored config that
+	// fails to decode stops every request until it is deleted.
+	if err := new(pluginConfig).UnmarshalJSON(data); err != nil {
+		return nil, badInput("config: refused, it would not read back once stored (%s)", jsonErrorKind(err))
+	}
+	return data, nil
+}
+
+// jsonErrorKind says what went wrong decoding, without the value.
+func jsonErrorKind(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return "field " + typeErr.Field + " does not fit its type"
+	}
+	return "it is not a config"
 }
 
 // UnmarshalJSON reads the common fields, then the named store's.
@@ -298,12 +318,16 @@ func (c *pluginConfig) UnmarshalJSON(data []byte) error {
 	return json.Unmarshal(data, c.store)
 }
 
+// roundTrip copies in to out through JSON; numbers stay as written
+// (json.Number), so an integer above 2^53 is not rounded through float64.
 func roundTrip(in, out any) error {
 	b, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(b, out)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(out)
 }
 
 // clone is a deep copy, so a write can change it and fail without harm.

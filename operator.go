@@ -17,7 +17,7 @@ const (
 	envPKCS11Modules = "AWS_HMAC_PKCS11_MODULES" // colon-separated library paths
 	envTPMAddresses  = "AWS_HMAC_TPM_ADDRESSES"  // comma-separated host:port of TPM simulators
 	envTPMEKCA       = "AWS_HMAC_TPM_EK_CA"      // PEM file: the CAs a duplication target's EK certificate must chain to
-	envTPMAllowSRK   = "AWS_HMAC_TPM_ALLOW_SRK"  // 1: duplication targets without an EK certificate are allowed
+	envTPMAllowSRK   = "AWS_HMAC_TPM_ALLOW_SRK"  // comma-separated parent Names (hex) of duplication targets allowed without an EK certificate
 	// envTPMDevice is this node's TPM in tpm_mode=duplicate, overriding
 	// tpm_device: set in a Vault server's own environment (which its
 	// plugins inherit), not in the cluster-wide registration.
@@ -73,7 +73,7 @@ func loadOperatorEnv(getenv func(string) string) operatorEnv {
 	if v := getenv(envSTSEndpoints); v != "" { // unset: STS's and IAM's own hosts (stsHostRe)
 		env.stsHosts = splitList(v, ",")
 	}
-	env.tpmEK = loadTPMEKPolicy(getenv(envTPMEKCA), getenv(envTPMAllowSRK) == "1")
+	env.tpmEK = loadTPMEKPolicy(getenv(envTPMEKCA), getenv(envTPMAllowSRK))
 	env.tpmDevice = strings.TrimSpace(getenv(envTPMDevice))
 	env.minRotationPeriod = defaultMinRotationPeriod
 	if d, err := time.ParseDuration(getenv(envTestMinRotation)); err == nil && d > 0 {

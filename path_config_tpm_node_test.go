@@ -75,7 +75,7 @@ func TestTPMDuplicateNodes(t *testing.T) {
 	ca := testenv.NewEKCA(t)
 	a, b, c := testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca)
 	e.b.env.tpmAddresses = []string{a.Addr, b.Addr, c.Addr}
-	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, false)
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, "")
 	targets := targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentEKRSA), enrolTarget(t, b, ca, tpm.ParentEKECC384))
 	e.onNode(a)
 	e.mustWrite(t, "config", with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate", "tpm_targets", targets))
@@ -140,7 +140,7 @@ func TestTPMDuplicateTargetRefused(t *testing.T) {
 	ca, other := testenv.NewEKCA(t), testenv.NewEKCA(t)
 	a, stranger := testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, other)
 	e.b.env.tpmAddresses = []string{a.Addr}
-	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, false)
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, "")
 	base := with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate", "tpm_device", "tcp://"+a.Addr)
 	for name, targets := range map[string]string{
 		"another CA":    targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentEKRSA), enrolTarget(t, stranger, other, tpm.ParentEKRSA)),
@@ -156,8 +156,9 @@ func TestTPMDuplicateTargetRefused(t *testing.T) {
 	if keys := storageKeys(t, e.storage); len(keys) != 0 {
 		t.Fatalf("a refused write stored %v", keys)
 	}
-	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, true)
-	e.mustWrite(t, "config", with(base, "tpm_targets", targetsJSON(t, enrolTarget(t, a, ca, tpm.ParentSRK))))
+	srk := enrolTarget(t, a, ca, tpm.ParentSRK)
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, srk.Name)
+	e.mustWrite(t, "config", with(base, "tpm_targets", targetsJSON(t, srk)))
 }
 
 // Blobs are checked before they are stored: one whose key carries a
@@ -168,7 +169,8 @@ func TestTPMDuplicateBlobRefused(t *testing.T) {
 	ca := testenv.NewEKCA(t)
 	a := testenv.StartSWTPMWithEK(t, ca)
 	e.b.env.tpmAddresses = []string{a.Addr}
-	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, true)
+	srk := enrolTarget(t, a, ca, tpm.ParentSRK)
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, srk.Name)
 	target := enrolTarget(t, a, ca, tpm.ParentEKRSA)
 	blob, err := tpm.Wrap(&target, keytest.Secret, "")
 	if err != nil {
@@ -181,7 +183,6 @@ func TestTPMDuplicateBlobRefused(t *testing.T) {
 	_ = tpm2.PolicyCommandCode{Code: tpm2.TPMCCDuplicate}.Update(calc)
 	contents.AuthPolicy = tpm2.TPM2BDigest{Buffer: calc.Hash().Digest}
 	exportable.Public = tpm2.Marshal(tpm2.New2B(*contents))
-	srk := enrolTarget(t, a, ca, tpm.ParentSRK)
 	base := with(e.baseConfig(), "secret_key", nil, "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate",
 		"tpm_device", "tcp://"+a.Addr, "tpm_targets", targetsJSON(t, target))
 	for name, c := range map[string]struct {
@@ -220,7 +221,7 @@ func TestTPMDuplicateAddRemoveNode(t *testing.T) {
 	ca := testenv.NewEKCA(t)
 	a, b, c := testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca), testenv.StartSWTPMWithEK(t, ca)
 	e.b.env.tpmAddresses = []string{a.Addr, b.Addr, c.Addr}
-	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, false)
+	e.b.env.tpmEK = loadTPMEKPolicy(ca.Root, "")
 	ta, tb, tc := enrolTarget(t, a, ca, tpm.ParentEKRSA), enrolTarget(t, b, ca, tpm.ParentEKRSA), enrolTarget(t, c, ca, tpm.ParentEKRSA)
 	e.onNode(a)
 	e.mustWrite(t, "config", with(e.baseConfig(), "tink_kek_uri", nil, "key_store", "tpm", "tpm_mode", "duplicate", "tpm_targets", targetsJSON(t, ta, tb)))

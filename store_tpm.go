@@ -52,6 +52,10 @@ type tpmParams struct {
 	// nodeDevice is this node's TPM in duplicate mode, from its
 	// environment (AWS_HMAC_TPM_DEVICE); never stored.
 	nodeDevice string
+	// env is the registration the config was last validated against:
+	// the targets are checked against it again before a secret is
+	// wrapped. Never stored.
+	env *operatorEnv
 }
 
 func (p *tpmParams) parse(d *framework.FieldData) error {
@@ -121,6 +125,9 @@ func (p *tpmParams) parsePCRs(pcrs []int) error {
 		}
 		p.PCRs = append(p.PCRs, uint(pcr))
 	}
+	if err := tpm.CheckPCRs(p.PCRs); err != nil {
+		return badInput("tpm_pcrs: %v", err)
+	}
 	return nil
 }
 
@@ -141,7 +148,7 @@ func (p *tpmParams) validate(env *operatorEnv) error {
 		node = env.tpmDevice
 	}
 	nodeDeviceMu.Lock()
-	p.nodeDevice = node
+	p.nodeDevice, p.env = node, env
 	nodeDeviceMu.Unlock()
 	switch h := p.PersistentHandle; {
 	case !env.allowsTPM(p.device()):

@@ -3,6 +3,7 @@ package awshmac
 import (
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,16 +27,23 @@ const (
 	maxTPMField = 1 << 20
 )
 
-// tpmEKPolicy is what the registration allows as a duplication target.
+// tpmEKPolicy is what the registration allows as a duplication target:
+// TPMs whose EK certificate chains to its CA bundle, and the TPMs without
+// one (SRKs) whose parent Names it lists.
 type tpmEKPolicy struct {
 	roots      *x509.CertPool
 	err        error // the CA file could not be read: every certified target is refused
-	allowSRK   bool
+	pinned     []string
+	pinErr     error // the Names list is not one: every duplicate config is refused
 	configured bool
 }
 
-func loadTPMEKPolicy(path string, allowSRK bool) tpmEKPolicy {
-	p := tpmEKPolicy{allowSRK: allowSRK, configured: path != ""}
+// maxPinnedNames bounds AWS_HMAC_TPM_ALLOW_SRK: one Name per node.
+const maxPinnedNames = 64
+
+func loadTPMEKPolicy(path, names string) tpmEKPolicy {
+	p := tpmEKPolicy{configured: path != ""}
+	p.pinned, p.pinErr = parsePinnedNames(names)
 	if path == "" {
 		return p
 	}
@@ -51,14 +59,36 @@ func loadTPMEKPolicy(path string, allowSRK bool) tpmEKPolicy {
 	return p
 }
 
+// parsePinnedNames reads the parent Names of the uncertified targets the
+// registration vouches for. A flag (the former value 1) is refused: with
+// it, whoever may write config could list a key pair of their own in the
+// SRK template and receive the next rotated secret.
+func parsePinnedNames(v string) ([]string, error) {
+	names := splitList(v, ",")
+	if len(names) > maxPinnedNames {
+		return nil, fmt.Errorf("%s lists more than %d Names", envTPMAllowSRK, maxPinnedNames)
+	}
+	for i, n := range names {
+		raw, err := hex.DecodeString(n)
+		if err != nil || len(raw) < 34 || len(raw) > 66 {
+			return nil, fmt.Errorf("%s must list the parent Names (hex, as aws-hmac tpm enroll prints them in parent_name) of the TPMs without an EK certificate that may receive the key; a flag such as 1 is not enough, since it would let whoever may write config add a key pair of their own as a target and receive the next secret", envTPMAllowSRK)
+		}
+		names[i] = strings.ToLower(n)
+	}
+	return names, nil
+}
+
 // verify refuses a target the registration does not allow.
 func (p tpmEKPolicy) verify(i int, t *tpm.Target) error {
-	err := tpm.VerifyTarget(t, p.roots, p.allowSRK)
+	if p.pinErr != nil {
+		return badInput("tpm_targets: the plugin's registration is refused: %v", p.pinErr)
+	}
+	err := tpm.VerifyTarget(t, p.roots, p.pinned)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, tpm.ErrUncertified):
-		return badInput("tpm_targets[%d]: a target without an EK certificate (an SRK) is refused unless the plugin is registered with %s=1", i, envTPMAllowSRK)
+		return badInput("tpm_targets[%d]: a target without an EK certificate (an SRK) is refused unless the plugin's registration lists its parent Name in %s (only Vault's operator may vouch for a TPM that has no certificate)", i, envTPMAllowSRK)
 	case p.err != nil:
 		return badInput("tpm_targets[%d]: the plugin's registration has no usable EK CA bundle: %v", i, p.err)
 	case !p.configured:
@@ -98,18 +128,38 @@ func (p *tpmParams) validateDuplicate(env *operatorEnv) error {
 	case len(p.Targets) > maxTPMTargets:
 		return badInput("tpm_targets: at most %d targets", maxTPMTargets)
 	}
+	seen, err := p.checkTargets(env)
+	if err != nil {
+		return err
+	}
+	return p.validateBlobs(seen)
+}
+
+// checkTargets verifies each target against the registration's policy.
+func (p *tpmParams) checkTargets(env *operatorEnv) (map[string]bool, error) {
 	seen := map[string]bool{}
 	for i := range p.Targets {
 		t := &p.Targets[i]
 		if err := env.tpmEK.verify(i, t); err != nil {
-			return err
+			return nil, err
 		}
 		if seen[t.Parent+t.Name] {
-			return badInput("tpm_targets[%d]: the same TPM parent is listed twice", i)
+			return nil, badInput("tpm_targets[%d]: the same TPM parent is listed twice", i)
 		}
 		seen[t.Parent+t.Name] = true
 	}
-	return p.validateBlobs(seen)
+	return seen, nil
+}
+
+// checkImport stops a rotation before IAM makes a key when a target is no
+// longer one the registration allows (a Name dropped from the registration's list, another CA):
+// the new secret must reach only the TPMs it vouches for.
+func (p *tpmParams) checkImport(context.Context) error {
+	if p.Mode != tpmModeDuplicate {
+		return nil
+	}
+	_, err := p.checkTargets(p.registration())
+	return err
 }
 
 func (p *tpmParams) validateBlobs(targets map[string]bool) error {
@@ -137,6 +187,11 @@ func (p *tpmParams) validateBlobs(targets map[string]bool) error {
 // wrapToTargets wraps secret to every target: the blobs a rotation
 // switches to only once each node's copy exists.
 func (p *tpmParams) wrapToTargets(ctx context.Context, accessKey, secret string) (storeKey, error) {
+	// Checked again here, against the registration as it is now: the
+	// secret goes to these TPMs.
+	if _, err := p.checkTargets(p.registration()); err != nil {
+		return nil, err
+	}
 	blobs := make([]tpm.Blob, 0, len(p.Targets))
 	for i := range p.Targets {
 		b, err := tpm.Wrap(&p.Targets[i], secret, p.Password)
@@ -147,6 +202,17 @@ func (p *tpmParams) wrapToTargets(ctx context.Context, accessKey, secret string)
 	}
 	p.Blobs = blobs
 	return tpm.Open(ctx, p.config(), accessKey)
+}
+
+// registration is the environment this config was last validated
+// against (the backend's own): an unvalidated config allows no target.
+func (p *tpmParams) registration() *operatorEnv {
+	nodeDeviceMu.Lock()
+	defer nodeDeviceMu.Unlock()
+	if p.env == nil {
+		return &operatorEnv{tpmEK: tpmEKPolicy{pinErr: errors.New("the config was not checked against the registration")}}
+	}
+	return p.env
 }
 
 func jsonString(v any) string {

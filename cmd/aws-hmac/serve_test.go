@@ -97,14 +97,17 @@ func TestListenLoopbackOnly(t *testing.T) {
 	l.Close()
 }
 
-// Every command explains itself with an example.
+// Every command explains itself with an example; those that talk to
+// Vault name its address flag.
 func TestHelp(t *testing.T) {
+	// tpm enrols, wraps and checks on TPMs; version prints the build: neither asks Vault.
+	offline := map[string]bool{"tpm": true, "version": true, "-version": true, "--version": true}
 	for name := range subcommands {
 		var out, errOut bytes.Buffer
 		if code := run([]string{name, "-help"}, &out, &errOut); code != 0 {
 			t.Fatalf("%s -help exited %d", name, code)
 		}
-		if help := errOut.String(); !strings.Contains(help, "Example") || !strings.Contains(help, "-address") {
+		if help := errOut.String(); !strings.Contains(help, "Example") || (!offline[name] && !strings.Contains(help, "-address")) {
 			t.Fatalf("%s -help: %s", name, help)
 		}
 	}

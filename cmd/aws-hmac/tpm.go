@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,11 @@ const tpmUsage = `Usage: aws-hmac tpm <enroll|wrap|check> [flags]
           to each enrolled TPM; writes the blobs for config's tpm_blobs
   check   on a node (a standby too): whether this TPM finds, imports and loads
           its blob among tpm_blobs
+
+It never talks to Vault. aws-hmac tpm <subcommand> -help for its flags.
+
+Example:
+  aws-hmac tpm enroll -device /dev/tpmrm0 -parent ek-rsa-2048 > node1.json
 `
 
 // runTPM dispatches the duplication subcommands.
@@ -33,6 +39,9 @@ func runTPM(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, tpmUsage)
+		return 0
 	case "enroll":
 		return runTPMEnroll(args[1:], stdout, stderr)
 	case "wrap":
@@ -47,8 +56,15 @@ func runTPM(args []string, stdout, stderr io.Writer) int {
 const enrollHelp = `Usage: aws-hmac tpm enroll [-device /dev/tpmrm0] [-parent ek-rsa-2048] [-pcrs 7] [-chain ca.pem]
 
 Prints this TPM's duplication target as JSON: the parent key a wrapped
-secret is imported under, its Name, and its EK certificate (and the
-intermediates given with -chain). Nothing in it is secret.
+secret is imported under, its Name (parent_name), and its EK certificate
+(and the intermediates given with -chain). Nothing in it is secret. A
+parent without an EK certificate (srk-ecc-p256, or a TPM that holds none)
+is accepted as a target only when the plugin's registration lists its
+parent_name in AWS_HMAC_TPM_ALLOW_SRK. -pcrs (each PCR 0-23, once) are not
+covered by the certificate: whoever writes config's tpm_targets chooses them.
+
+Example:
+  aws-hmac tpm enroll -device /dev/tpmrm0 -parent ek-rsa-2048 -pcrs 7 > node1.json
 `
 
 func runTPMEnroll(args []string, stdout, stderr io.Writer) int {
@@ -77,6 +93,9 @@ func runTPMEnroll(args []string, stdout, stderr io.Writer) int {
 	return writeJSON(stdout, stderr, t)
 }
 
+// parsePCRList reads -pcrs: each PCR 0-23 once, returned in order (a PCR
+// listed twice would be hashed twice into the digest, and no blob sealed
+// to it would load).
 func parsePCRList(s string) ([]uint, error) {
 	var out []uint
 	for _, f := range strings.Split(s, ",") {
@@ -84,12 +103,15 @@ func parsePCRList(s string) ([]uint, error) {
 			continue
 		}
 		n, err := strconv.ParseUint(f, 10, 8)
-		if err != nil || n > 23 {
+		if err != nil || n > tpm.MaxPCR {
 			return nil, errors.New("-pcrs: PCR numbers from 0 to 23")
 		}
 		out = append(out, uint(n))
 	}
-	return out, nil
+	if err := tpm.CheckPCRs(out); err != nil {
+		return nil, fmt.Errorf("-pcrs: %w", err)
+	}
+	return slices.Sorted(slices.Values(out)), nil
 }
 
 func readPEMCerts(path string) ([][]byte, error) {
@@ -123,7 +145,12 @@ const wrapHelp = `Usage: aws-hmac tpm wrap -access-key AKIA... -ca ek-ca.pem -ta
 Reads the AWS secret access key from the terminal (never from an argument
 or the environment), checks each target's EK certificate against the CA
 bundle, and writes one blob per target, as a JSON array for config's
-tpm_blobs. Pure software: no TPM and no network are used.
+tpm_blobs. Pure software: no TPM and no network are used. A target without
+an EK certificate (an SRK) is wrapped to only when -allow-srk lists its
+parent_name, as the plugin's AWS_HMAC_TPM_ALLOW_SRK must.
+
+Example:
+  aws-hmac tpm wrap -access-key AKIAIOSFODNN7EXAMPLE -ca ek-ca.pem -target node1.json -target node2.json -out blobs.json
 `
 
 type stringList []string
@@ -137,7 +164,8 @@ var accessKeyRe = regexp.MustCompile(`^[A-Za-z0-9._-]{3,128}$`)
 
 type wrapFlags struct {
 	accessKey, ca, out string
-	allowSRK, password bool
+	allowSRK           string
+	password           bool
 	targets            stringList
 }
 
@@ -147,7 +175,7 @@ func runTPMWrap(args []string, stdout, stderr io.Writer, readSecret func(prompt 
 	fs.StringVar(&f.accessKey, "access-key", "", "the AWS access key ID the secret belongs to")
 	fs.StringVar(&f.ca, "ca", "", "PEM bundle of the EK CAs the targets' certificates must chain to")
 	fs.StringVar(&f.out, "out", "", "file to write the blobs to (JSON array); it must not exist")
-	fs.BoolVar(&f.allowSRK, "allow-srk", false, "accept targets without an EK certificate (the plugin needs AWS_HMAC_TPM_ALLOW_SRK=1 too)")
+	fs.StringVar(&f.allowSRK, "allow-srk", "", "comma-separated parent Names (hex) of the targets without an EK certificate to wrap to (the plugin's AWS_HMAC_TPM_ALLOW_SRK must list them too)")
 	fs.BoolVar(&f.password, "password", false, "also read the key's password (config's tpm_password) from the terminal")
 	fs.Var(&f.targets, "target", "an enrolment from aws-hmac tpm enroll (repeat per node)")
 	fs.Usage = func() { _, _ = io.WriteString(stderr, wrapHelp); fs.PrintDefaults() }
@@ -204,6 +232,12 @@ func (f *wrapFlags) check() ([]tpm.Target, error) {
 			roots.AddCert(c)
 		}
 	}
+	var pinned []string
+	for _, n := range strings.Split(f.allowSRK, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			pinned = append(pinned, n)
+		}
+	}
 	targets := make([]tpm.Target, len(f.targets))
 	for i, path := range f.targets {
 		data, err := os.ReadFile(path)
@@ -213,7 +247,7 @@ func (f *wrapFlags) check() ([]tpm.Target, error) {
 		if err := json.Unmarshal(data, &targets[i]); err != nil {
 			return nil, fmt.Errorf("-target %s: %w", path, err)
 		}
-		if err := tpm.VerifyTarget(&targets[i], roots, f.allowSRK); err != nil {
+		if err := tpm.VerifyTarget(&targets[i], roots, pinned); err != nil {
 			return nil, fmt.Errorf("-target %s: %w", path, err)
 		}
 	}
@@ -246,6 +280,10 @@ Imports and loads, in this node's TPM, the blob wrapped to it among the
 blobs (config's tpm_blobs, as a JSON array), as the plugin does, and prints
 this TPM's parent Names, the index of its blob (-1: not enrolled) and
 whether it loads. Exits 1 when it does not. It computes no HMAC.
+
+Example:
+  vault read -field=tpm_blobs aws-hmac/config > blobs.json
+  aws-hmac tpm check -device /dev/tpmrm0 -blobs blobs.json
 `
 
 func runTPMCheck(args []string, stdout, stderr io.Writer, readSecret func(string, io.Writer) (string, error)) int {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,8 +143,12 @@ func TestTPMWrapRefusals(t *testing.T) {
 			t.Fatalf("%s: exit %d, %q", name, code, stderr)
 		}
 	}
-	if code, _ := wrap(typed(t, keytest.Secret), "-allow-srk", "-target", srk); code != 0 {
-		t.Fatal("an SRK target with -allow-srk was refused")
+	srkName := targetName(t, srk)
+	if code, stderr := wrap(typed(t, keytest.Secret), "-allow-srk", targetName(t, good), "-target", srk); code == 0 || !strings.Contains(stderr, "no EK certificate") {
+		t.Fatalf("an SRK target whose Name -allow-srk does not list: exit %d, %q", code, stderr)
+	}
+	if code, stderr := wrap(typed(t, keytest.Secret), "-allow-srk", strings.ToUpper(srkName), "-target", srk); code != 0 {
+		t.Fatalf("an SRK target whose Name -allow-srk lists was refused: %q", stderr)
 	}
 	piped := func(prompt string, stderr io.Writer) (string, error) {
 		r, w, _ := os.Pipe()
@@ -155,6 +160,20 @@ func TestTPMWrapRefusals(t *testing.T) {
 	if code, stderr := wrap(piped, "-target", good); code == 0 || !strings.Contains(stderr, "terminal") {
 		t.Fatalf("a secret from a pipe: exit %d, %q", code, stderr)
 	}
+}
+
+// targetName is an enrolment's parent_name.
+func targetName(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var target tpm.Target
+	if err := json.Unmarshal(data, &target); err != nil {
+		t.Fatal(err)
+	}
+	return target.Name
 }
 
 // forge rewrites an enrolment's Name.
@@ -216,6 +235,29 @@ func (c checker) checkNodes(t *testing.T, nodes []*testenv.SWTPM, blobs string) 
 		enrolled := i < len(nodes)
 		if enrolled && (code != 0 || st.Blob != i || !st.BlobLoads) || !enrolled && (code != 1 || st.Blob != -1 || st.BlobLoads || len(st.Names) != 1) {
 			t.Fatalf("check on TPM %d: exit %d, %+v", i, code, st)
+		}
+	}
+}
+
+// -pcrs: each PCR 0-23 once, in order; a PCR listed twice is refused (its
+// digest would hash it twice and no blob sealed to it would load).
+func TestTPMEnrollPCRs(t *testing.T) {
+	if got, err := parsePCRList("16, 7,0"); err != nil || !slices.Equal(got, []uint{0, 7, 16}) {
+		t.Fatalf("16,7,0: %v %v", got, err)
+	}
+	for _, bad := range []string{"7,7", "24", "18446744073709551615", "-1", "x"} {
+		if _, err := parsePCRList(bad); err == nil {
+			t.Fatalf("-pcrs %s accepted", bad)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runTPMEnroll([]string{"-device", "tcp://127.0.0.1:1", "-pcrs", "7,7"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "twice") {
+		t.Fatalf("enroll -pcrs 7,7: exit %d, %q", code, stderr.String())
+	}
+	for _, sub := range []string{"enroll", "wrap", "check"} {
+		stderr.Reset()
+		if code := runTPM([]string{sub, "-help"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "Example") {
+			t.Fatalf("tpm %s -help: exit %d, %q", sub, code, stderr.String())
 		}
 	}
 }

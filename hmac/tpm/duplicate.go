@@ -165,6 +165,9 @@ func policyFor(pcrs []uint, pcrDigest []byte, password bool) ([]byte, error) {
 	if len(pcrs) == 0 {
 		return nil, nil
 	}
+	if err := CheckPCRs(pcrs); err != nil { // before go-tpm sizes a bitmap by them
+		return nil, fmt.Errorf("%w: pcrs: %v", ErrBadTarget, err)
+	}
 	calc, err := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
 	if err != nil {
 		return nil, err
@@ -187,7 +190,8 @@ func policyFor(pcrs []uint, pcrDigest []byte, password bool) ([]byte, error) {
 // the seed is encrypted to the parent's public key (RSA-OAEP or ECDH), the
 // sensitive area encrypted and HMACed with keys derived from it (the outer
 // wrapper). Verify the target first (VerifyTarget).
-func Wrap(target *Target, secret, password string) (*Blob, error) {
+func Wrap(target *Target, secret, password string) (_ *Blob, err error) {
+	defer recoverInto(&err, ErrBadTarget)
 	parentPub, err := target.parentPublic()
 	if err != nil {
 		return nil, err
@@ -282,7 +286,11 @@ func blobKinds(blobs []Blob) []string {
 
 // importBlob checks the blob's public area against the policy this TPM
 // computes for its PCRs and password, then runs TPM2_Import.
-func (k *Key) importBlob(p *parent, kind string, b Blob) error {
+func (k *Key) importBlob(p *parent, kind string, b Blob) (err error) {
+	defer recoverInto(&err, ErrBlobRefused)
+	if err := CheckPCRs(b.PCRs); err != nil {
+		return fmt.Errorf("%w: pcrs: %v", ErrBlobRefused, err)
+	}
 	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](b.Public)
 	if err != nil {
 		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
@@ -357,7 +365,8 @@ func Probe(ctx context.Context, cfg Config, accessKeyID string) NodeStatus {
 // CheckBlob refuses, before any TPM sees it, a blob that is not wrapped to
 // target or whose public area is not the non-duplicable HMAC key with the
 // policy the target's enrolment and the password give.
-func CheckBlob(target *Target, b *Blob, password bool) error {
+func CheckBlob(target *Target, b *Blob, password bool) (err error) {
+	defer recoverInto(&err, ErrBlobRefused)
 	if b.Parent != target.Parent || !strings.EqualFold(b.ParentName, target.Name) {
 		return fmt.Errorf("%w: not wrapped to this target", ErrBlobRefused)
 	}

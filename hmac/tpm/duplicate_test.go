@@ -47,7 +47,7 @@ func enroll(t *testing.T, cfg Config, kind string, pcrs ...uint) *Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyTarget(target, nil, true); err != nil {
+	if err := VerifyTarget(target, nil, []string{target.Name}); err != nil {
 		t.Fatal(err)
 	}
 	return target

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/go-tpm/tpm2"
 )
@@ -54,6 +55,9 @@ func Enroll(ctx context.Context, cfg Config, kind string, pcrs []uint) (*Target,
 	if !ok {
 		return nil, fmt.Errorf("tpm: unknown parent kind %q (one of %v)", kind, ParentKinds())
 	}
+	if err := CheckPCRs(pcrs); err != nil {
+		return nil, fmt.Errorf("tpm: pcrs: %w", err)
+	}
 	k := &Key{cfg: cfg}
 	var t *Target
 	err := k.connected(func() error {
@@ -69,7 +73,7 @@ func Enroll(ctx context.Context, cfg Config, kind string, pcrs []uint) (*Target,
 			}
 		}
 		if len(pcrs) > 0 {
-			t.PCRs = slices.Clone(pcrs)
+			t.PCRs = slices.Sorted(slices.Values(pcrs))
 			t.PCRDigest, err = k.pcrDigest(pcrs)
 		}
 		return err
@@ -100,11 +104,16 @@ func (k *Key) pcrDigest(pcrs []uint) ([]byte, error) {
 }
 
 // parentPublic checks the target's parent against its kind's template and
-// its Name, and returns it.
-func (t *Target) parentPublic() (*tpm2.TPMTPublic, error) {
+// its Name, and its PCRs (which no certificate covers: whoever lists the
+// target chooses them), and returns the parent.
+func (t *Target) parentPublic() (_ *tpm2.TPMTPublic, err error) {
+	defer recoverInto(&err, ErrBadTarget)
 	pk, ok := parentKinds[t.Parent]
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown parent kind (one of %v)", ErrBadTarget, ParentKinds())
+	}
+	if err := CheckPCRs(t.PCRs); err != nil {
+		return nil, fmt.Errorf("%w: pcrs: %v", ErrBadTarget, err)
 	}
 	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](t.ParentPublic)
 	if err != nil {
@@ -133,16 +142,20 @@ func (t *Target) parentPublic() (*tpm2.TPMTPublic, error) {
 
 // VerifyTarget accepts a target whose parent is an endorsement key
 // certified by a CA in roots, with the certificate's key equal to the
-// parent's; a target without a certificate only when allowUncertified.
-// Without this check anyone who may name a target could name a software
-// "TPM" and receive the next wrapped secret.
-func VerifyTarget(t *Target, roots *x509.CertPool, allowUncertified bool) error {
+// parent's; a target without a certificate (an SRK, or a TPM without an EK
+// certificate) only when its parent Name is one of pinned (hex). Without
+// this check anyone who may name a target could name a software "TPM" and
+// receive the next wrapped secret; a mere allowance of uncertified targets
+// would still let them, so the Names are pinned by whoever vouches for
+// those TPMs.
+func VerifyTarget(t *Target, roots *x509.CertPool, pinned []string) (err error) {
+	defer recoverInto(&err, ErrBadTarget)
 	pub, err := t.parentPublic()
 	if err != nil {
 		return err
 	}
 	if len(t.EKCertificate) == 0 || parentKinds[t.Parent].certNV == 0 {
-		if !allowUncertified {
+		if !slices.ContainsFunc(pinned, func(n string) bool { return strings.EqualFold(n, t.Name) }) {
 			return ErrUncertified
 		}
 		return nil

@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,7 +79,7 @@ func TestVerifyTarget(t *testing.T) {
 	critical := pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{5, 0}}
 	with := func(cert []byte) *Target { c := *target; c.EKCertificate = cert; return &c }
 
-	if err := VerifyTarget(with(ca.sign(t, ekKey, []asn1.ObjectIdentifier{oidEKCertificate})), ca.pool, false); err != nil {
+	if err := VerifyTarget(with(ca.sign(t, ekKey, []asn1.ObjectIdentifier{oidEKCertificate})), ca.pool, nil); err != nil {
 		t.Fatalf("a genuine EK certificate: %v", err)
 	}
 	for name, tg := range map[string]*Target{
@@ -89,16 +90,20 @@ func TestVerifyTarget(t *testing.T) {
 		"no certificate":          with(nil),
 		"garbage":                 with([]byte{0x30, 0x03, 1, 2, 3}),
 	} {
-		if err := VerifyTarget(tg, ca.pool, false); err == nil {
+		if err := VerifyTarget(tg, ca.pool, nil); err == nil {
 			t.Fatalf("%s: accepted", name)
 		}
 	}
-	if err := VerifyTarget(with(nil), ca.pool, true); err != nil {
-		t.Fatalf("no certificate, allowed: %v", err)
+	if err := VerifyTarget(with(nil), ca.pool, []string{strings.ToUpper(target.Name)}); err != nil {
+		t.Fatalf("no certificate, its Name pinned: %v", err)
+	}
+	srkPinned := enroll(t, node, ParentSRK)
+	if err := VerifyTarget(with(nil), ca.pool, []string{srkPinned.Name}); !errors.Is(err, ErrUncertified) {
+		t.Fatalf("no certificate, another Name pinned: %v", err)
 	}
 	srk := enroll(t, node, ParentSRK)
 	srk.EKCertificate = ca.sign(t, ekKey, []asn1.ObjectIdentifier{oidEKCertificate})
-	if err := VerifyTarget(srk, ca.pool, false); !errors.Is(err, ErrUncertified) {
+	if err := VerifyTarget(srk, ca.pool, nil); !errors.Is(err, ErrUncertified) {
 		t.Fatalf("an SRK with an EK's certificate: %v", err)
 	}
 }

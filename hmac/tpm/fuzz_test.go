@@ -13,7 +13,7 @@ func FuzzTargetAndBlob(f *testing.F) {
 	f.Add([]byte{0, 4, 0, 1, 0, 11}, []byte{0, 0}, []byte{})
 	f.Fuzz(func(t *testing.T, parentPublic, public, cert []byte) {
 		target := &Target{Parent: ParentEKECC, ParentPublic: parentPublic, Name: "00", EKCertificate: cert}
-		_ = VerifyTarget(target, nil, true)
+		_ = VerifyTarget(target, nil, []string{"00"})
 		_ = CheckBlob(target, &Blob{Parent: ParentEKECC, ParentName: "00", Public: public}, false)
 		_, _ = PropertiesOf(public)
 	})
