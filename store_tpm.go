@@ -27,7 +27,7 @@ func init() {
 			"tpm_pcrs":              {Type: framework.TypeCommaIntSlice, Description: "SHA-256 PCRs to seal the key to on import (e.g. 7): it then works only while they hold their current values."},
 			"tpm_password":          {Type: framework.TypeString, Description: "Authorisation value of the key. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 			"tpm_mode":              {Type: framework.TypeString, Description: "create (default): the key is created in this node's TPM; duplicate: it is wrapped to each enrolled node's TPM (tpm_targets) and each node imports its own copy.", AllowedValues: []any{tpmModeCreate, tpmModeDuplicate}},
-			"tpm_targets":           {Type: framework.TypeString, Description: "tpm_mode=duplicate: JSON array of the nodes' enrolments (aws-hmac tpm enroll); each must chain to the registration's EK CA."},
+			"tpm_targets":           {Type: framework.TypeString, Description: "tpm_mode=duplicate: JSON array of the nodes' enrolments (aws-hmac tpm enroll); each must chain to the registration's EK CA, or, without an EK certificate, have its parent_name listed in the registration's AWS_HMAC_TPM_ALLOW_SRK. A target's pcrs (0-23, each once) are not covered by its certificate."},
 			"tpm_blobs":             {Type: framework.TypeString, Description: "tpm_mode=duplicate: JSON array of the key wrapped to each target (aws-hmac tpm wrap); not secret. Leave out when secret_key is given: the plugin wraps it."},
 		},
 		writeOnly: []string{"tpm_password"},
