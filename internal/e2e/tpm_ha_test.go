@@ -325,8 +325,10 @@ func (w *haWorld) restart(t *testing.T, n *testenv.RaftNode) {
 	w.cluster.WaitHealthy(t, 3)
 }
 
-// refusals: a target from another CA, and an SRK without the allowance,
-// are 400s naming tpm_targets.
+// refusals: a target from another CA, an SRK whose Name the registration
+// does not list, and a certified target with a PCR of 2^64-1 (which
+// crashed the plugin in go-tpm) are 400s naming tpm_targets; the plugin
+// still serves afterwards.
 func (w *haWorld) refusals(t *testing.T, targets []string) {
 	t.Helper()
 	otherCA := testenv.NewEKCA(t)
@@ -345,6 +347,7 @@ func (w *haWorld) refusals(t *testing.T, targets []string) {
 	for name, bad := range map[string]string{
 		"another CA": enrol("foreign.json", "-device", "tcp://"+stranger.Addr, "-chain", otherCA.Intermediate),
 		"SRK":        enrol("srk.json", "-device", "tcp://"+w.tpms[nodeIndex(leader)].Addr, "-parent", "srk-ecc-p256"),
+		"huge PCR":   hugePCR(t, targets[0], dir),
 	} {
 		_, err := w.try(leader, http.MethodPut, haMount+"-refused/config", map[string]any{
 			"access_key": w.minio.AccessKey, "secret_key": w.minio.SecretKey, "key_store": "tpm", "tpm_mode": "duplicate",
@@ -355,6 +358,28 @@ func (w *haWorld) refusals(t *testing.T, targets []string) {
 			t.Fatalf("%s target: %v", name, err)
 		}
 	}
+}
+
+// hugePCR is a certified enrolment with "pcrs":[2^64-1]: the PCRs are not
+// covered by the EK certificate.
+func hugePCR(t *testing.T, target, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		t.Fatal(err)
+	}
+	fields["pcrs"] = json.RawMessage("[18446744073709551615]")
+	fields["pcr_digest"], _ = json.Marshal(make([]byte, 32))
+	out, _ := json.Marshal(fields)
+	p := filepath.Join(dir, "huge-pcr.json")
+	if err := os.WriteFile(p, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func sendSTS(t *testing.T, endpoint string, c stsCreds) (int, string) {
