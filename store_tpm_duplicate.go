@@ -152,8 +152,8 @@ func (p *tpmParams) checkTargets(env *operatorEnv) (map[string]bool, error) {
 }
 
 // checkImport stops a rotation before IAM makes a key when a target is no
-// longer one the registration allows (a Name dropped from the registration's list, another CA):
-// the new secret must reach only the TPMs it vouches for.
+// longer one the registration allows (its Name taken out of the list,
+// another CA): the new secret must reach only the TPMs it vouches for.
 func (p *tpmParams) checkImport(context.Context) error {
 	if p.Mode != tpmModeDuplicate {
 		return nil
