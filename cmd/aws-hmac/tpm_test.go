@@ -13,40 +13,15 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/awshmac/vault-plugin-aws-hmac/hmac/tpm"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/keytest"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
 )
 
-// pty opens a pseudo-terminal: the test types into master, the command
-// reads slave as its terminal.
-func pty(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close(); s.Close() })
-	return m, s
-}
-
 // typed is a terminal reader fed by the pty: the real reader, with lines
 // typed in advance.
 func typed(t *testing.T, lines ...string) func(string, io.Writer) (string, error) {
-	master, slave := pty(t)
+	master, slave := testenv.PTY(t)
 	return func(prompt string, stderr io.Writer) (string, error) {
 		if _, err := master.WriteString(lines[0] + "\n"); err != nil {
 			return "", err

@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/hashicorp/vault/api"
-	"golang.org/x/sys/unix"
 
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/ststest"
 	"github.com/awshmac/vault-plugin-aws-hmac/internal/testenv"
@@ -147,7 +146,7 @@ func (w *haWorld) wrap(t *testing.T, targets ...string) string {
 	for _, tg := range targets {
 		args = append(args, "-target", tg)
 	}
-	master, slave := openPTY(t)
+	master, slave := testenv.PTY(t)
 	cmd := exec.Command(helperBinary, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, &stderr
@@ -164,27 +163,6 @@ func (w *haWorld) wrap(t *testing.T, targets ...string) string {
 	w.seen.Write(stdout.Bytes())
 	w.seen.Write(stderr.Bytes())
 	return out
-}
-
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close(); s.Close() })
-	return m, s
 }
 
 // jsonArray reads enrolment files into one JSON array, as jq -s does.

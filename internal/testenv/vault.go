@@ -2,10 +2,8 @@ package testenv
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -160,24 +158,7 @@ func (v *Vault) Unseal(t testing.TB) {
 // and registers it in the catalog by SHA-256, with env for its process.
 func (v *Vault) RegisterPlugin(t testing.TB, binaryPath, name string, env ...string) string {
 	t.Helper()
-	src, err := os.Open(binaryPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dstPath := filepath.Join(v.PluginDir, name)
-	dst, err := os.OpenFile(dstPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(dst, h), src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
+	sum := copyPlugin(t, binaryPath, filepath.Join(v.PluginDir, name))
 	if err := v.Client.Sys().RegisterPlugin(&api.RegisterPluginInput{
 		Name: name, Type: api.PluginTypeSecrets, Command: name, SHA256: sum, Env: env,
 	}); err != nil {
