@@ -49,12 +49,10 @@ type tpmParams struct {
 	Mode             string       `json:"tpm_mode,omitempty"`
 	Targets          []tpm.Target `json:"tpm_targets,omitempty"`
 	Blobs            []tpm.Blob   `json:"tpm_blobs,omitempty"`
-	// nodeDevice is this node's TPM in duplicate mode, from its
-	// environment (AWS_HMAC_TPM_DEVICE); never stored.
-	nodeDevice string
 	// env is the registration the config was last validated against:
-	// the targets are checked against it again before a secret is
-	// wrapped. Never stored.
+	// this node's TPM in duplicate mode (AWS_HMAC_TPM_DEVICE) comes from
+	// it, and the targets are checked against it again before a secret
+	// is wrapped. Never stored.
 	env *operatorEnv
 }
 
@@ -143,12 +141,8 @@ func (p *tpmParams) applyDefaults(string) {
 // validate also notes this node's TPM (AWS_HMAC_TPM_DEVICE) for duplicate
 // mode: every use of a stored config is validated first.
 func (p *tpmParams) validate(env *operatorEnv) error {
-	node := ""
-	if p.Mode == tpmModeDuplicate {
-		node = env.tpmDevice
-	}
 	nodeDeviceMu.Lock()
-	p.nodeDevice, p.env = node, env
+	p.env = env
 	nodeDeviceMu.Unlock()
 	switch h := p.PersistentHandle; {
 	case !env.allowsTPM(p.device()):
@@ -192,16 +186,16 @@ func handleString(h uint32) string {
 	return fmt.Sprintf("0x%08x", h)
 }
 
-// nodeDeviceMu guards nodeDevice: a cached config is validated and used
-// by concurrent requests.
+// nodeDeviceMu guards env: a cached config is validated and used by
+// concurrent requests.
 var nodeDeviceMu sync.Mutex
 
 // device is the TPM this node uses.
 func (p *tpmParams) device() string {
 	nodeDeviceMu.Lock()
 	defer nodeDeviceMu.Unlock()
-	if p.nodeDevice != "" {
-		return p.nodeDevice
+	if p.Mode == tpmModeDuplicate && p.env != nil && p.env.tpmDevice != "" {
+		return p.env.tpmDevice
 	}
 	return p.Device
 }
