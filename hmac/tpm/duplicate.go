@@ -291,13 +291,9 @@ func (k *Key) importBlob(p *parent, kind string, b Blob) (err error) {
 	if err := CheckPCRs(b.PCRs); err != nil {
 		return fmt.Errorf("%w: pcrs: %v", ErrBlobRefused, err)
 	}
-	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](b.Public)
+	pub2b, pub, err := blobPublic(b.Public)
 	if err != nil {
-		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
-	}
-	pub, err := pub2b.Contents()
-	if err != nil {
-		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
+		return err
 	}
 	k.cfg.PCRs = slices.Clone(b.PCRs)
 	policy, err := k.policyDigest()
@@ -373,17 +369,26 @@ func CheckBlob(target *Target, b *Blob, password bool) (err error) {
 	if !slices.Equal(b.PCRs, target.PCRs) {
 		return fmt.Errorf("%w: its PCRs are not the target's", ErrBlobRefused)
 	}
-	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](b.Public)
+	_, pub, err := blobPublic(b.Public)
 	if err != nil {
-		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
-	}
-	pub, err := pub2b.Contents()
-	if err != nil {
-		return fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
+		return err
 	}
 	policy, err := policyFor(target.PCRs, target.PCRDigest, password)
 	if err != nil {
 		return err
 	}
 	return checkBlobPublic(pub, policy)
+}
+
+// blobPublic decodes a blob's public area, as sent and as contents.
+func blobPublic(public []byte) (*tpm2.TPM2BPublic, *tpm2.TPMTPublic, error) {
+	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](public)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
+	}
+	pub, err := pub2b.Contents()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: public area: %v", ErrBlobRefused, err)
+	}
+	return pub2b, pub, nil
 }

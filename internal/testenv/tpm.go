@@ -36,6 +36,15 @@ type SWTPM struct {
 // StartSWTPM starts a fresh software TPM (Debian package swtpm).
 func StartSWTPM(t testing.TB) *SWTPM {
 	t.Helper()
+	s := newSWTPM(t)
+	s.Start()
+	return s
+}
+
+// newSWTPM lays out a software TPM's state directory and ports, not yet
+// started.
+func newSWTPM(t testing.TB) *SWTPM {
+	t.Helper()
 	bin, err := exec.LookPath("swtpm")
 	if err != nil {
 		unavailable(t, "swtpm (Debian package swtpm)", "deps")
@@ -49,7 +58,6 @@ func StartSWTPM(t testing.TB) *SWTPM {
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s.Start()
 	return s
 }
 
@@ -87,18 +95,7 @@ func NewEKCA(t testing.TB) *EKCA {
 // RSA and ECC endorsement keys and their certificates, signed by ca.
 func StartSWTPMWithEK(t testing.TB, ca *EKCA) *SWTPM {
 	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		unavailable(t, "swtpm (Debian package swtpm)", "deps")
-	}
-	dir := TempDir(t, "swtpm-")
-	port := freePortPair(t)
-	s := &SWTPM{t: t, bin: bin, dir: dir, StateDir: filepath.Join(dir, "state"), port: port, ctrlPort: port + 1}
-	s.Addr = "127.0.0.1:" + strconv.Itoa(s.port)
-	s.CtrlAddr = "127.0.0.1:" + strconv.Itoa(s.ctrlPort)
-	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	s := newSWTPM(t)
 	s.manufacture(ca)
 	s.Start()
 	return s
